@@ -1,0 +1,48 @@
+# datxai — quick start:  `make demo` runs the whole study on the synthetic default,
+#                         `make test` runs the test suite (what CI runs).
+# Both create .venv and install what they need on a fresh Debian machine with python3.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CORES   ?= all
+PROFILE ?= profiles/local
+CONFIG  ?= config/config.yaml
+# Debian packages the tests use: Chromium (report screenshot test).
+DEB_TEST_PKGS := chromium
+
+.PHONY: demo test install deb-test lint dryrun unit workflow-test report clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3 -m venv failed; installing python3-venv (Debian)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && \
+	  $(PYTHON) -m venv $(VENV); }
+
+# torch first and exactly (a CPU wheel is available locally; any other spec pulls
+# GBs of CUDA packages), then everything else with torch pinned by constraints.txt.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages for the tests (best effort without root: those tests then skip).
+deb-test:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEB_TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi; \
+	else echo "not root: skipping Debian packages ($(DEB_TEST_PKGS)); tests needing them will skip"; fi
+
+demo: install
+	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) --cores $(CORES)
+	$(BIN)/snakemake --profile $(PROFILE) --configfile $(CONFIG) --report results/report.html
+
+test: install deb-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash tests/run_tests.sh
+
+clean:
+	rm -rf results .snakemake

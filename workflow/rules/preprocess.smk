@@ -1,0 +1,1 @@
+# rules of the 'preprocess' stage (to come)

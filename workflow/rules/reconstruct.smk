@@ -1,0 +1,1 @@
+# rules of the 'reconstruct' stage (to come)

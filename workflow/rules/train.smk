@@ -1,0 +1,1 @@
+# rules of the 'train' stage (to come)
