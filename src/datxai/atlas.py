@@ -208,6 +208,53 @@ class AtlasOnGrid:
         return self.brain_mask & ~excl
 
 
+# What a bundle stores: the maps the per-subject and group rules need.
+BUNDLE_REGIONS = tuple(
+    f"{side}_{base}" for base in ("Caudate", "Putamen", "Accumbens", "Pallidum", "Thalamus", "Lateral_Ventricle")
+    for side in ("Left", "Right")
+) + ("Brain-Stem",)
+
+
+def save_bundle(atlas: AtlasOnGrid, path) -> None:
+    """Write the atlas maps a run needs to one ``.npz`` (atomically).
+
+    Stored: the grid, the probability maps of :data:`BUNDLE_REGIONS`, the
+    label image, T1, GM, WM. Loading it is ~100x faster than resampling the
+    1 mm atlas, which matters for per-subject jobs.
+    """
+    from .io import atomic_path
+
+    arrays = {f"prob/{n}": atlas.region_prob(n) for n in BUNDLE_REGIONS}
+    arrays.update(labels=atlas.label_image, t1=atlas.t1, gm=atlas.gm, wm=atlas.wm)
+    g = atlas.grid
+    arrays.update(grid_shape=np.array(g.shape), grid_voxel_mm=np.array(g.voxel_mm), grid_center_mm=np.array(g.center_mm))
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def load_bundle(path, grid: Grid | None = None) -> AtlasOnGrid:
+    """Read a bundle written by :func:`save_bundle` into an :class:`AtlasOnGrid`.
+
+    If ``grid`` is given it must equal the bundle's grid (ValueError naming the
+    file otherwise). Maps not stored are computed from the packaged atlas on use.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: atlas bundle not found")
+    with np.load(path) as z:
+        g = Grid(tuple(int(v) for v in z["grid_shape"]), float(z["grid_voxel_mm"]), tuple(float(v) for v in z["grid_center_mm"]))
+        if grid is not None and grid != g:
+            raise ValueError(f"{path}: atlas bundle is for grid {g}, the config asks for {grid}; rerun prepare_atlas")
+        atlas = AtlasOnGrid(g)
+        for key in z.files:
+            if key.startswith("prob/"):
+                atlas._cache[key[5:]] = z[key]
+        atlas._cache["_labels"] = z["labels"]
+        for key in ("t1", "gm", "wm"):
+            atlas._cache[{"t1": "mni152_t1", "gm": "mni152_gm", "wm": "mni152_wm"}[key]] = z[key]
+    return atlas
+
+
 @functools.lru_cache(maxsize=8)
 def atlas_on_grid(grid: Grid) -> AtlasOnGrid:
     """A cached :class:`AtlasOnGrid` per grid."""

@@ -1,1 +1,15 @@
-# rules of the 'atlas' stage (to come)
+# The packaged atlases brought once onto the analysis grid (read by per-subject and group rules).
+
+
+rule prepare_atlas:
+    """Resample the Harvard-Oxford atlas and MNI152 maps onto the analysis grid, once per run."""
+    output:
+        res("atlas", "atlas_grid.npz"),
+    params:
+        grid=config["grid"],
+    log:
+        log("prepare_atlas.log"),
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/prepare_atlas.py"
