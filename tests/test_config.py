@@ -1,0 +1,58 @@
+import copy
+
+import pytest
+import yaml
+
+from datxai.config import ConfigError, derive_seed, load_config, validate_config
+
+
+@pytest.fixture(scope="module")
+def default_cfg(repo_root):
+    with open(repo_root / "config" / "config.yaml") as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_validate(repo_root, name):
+    cfg = load_config(repo_root / "config" / name)
+    assert cfg["reconstruct"]["cutoff_cycles_per_cm"] == 1.25
+
+
+def test_defaults_are_filled(default_cfg):
+    cfg = copy.deepcopy(default_cfg)
+    del cfg["scale"]
+    validate_config(cfg)
+    assert cfg["scale"]["reference_percentile"] == 75
+
+
+@pytest.mark.parametrize(
+    "edit, key, fragment",
+    [
+        (lambda c: c.update(unknown_key=1), "(top level)", "unknown_key"),
+        (lambda c: c["scale"].update(reference_percentile=120), "scale.reference_percentile", "120"),
+        (lambda c: c["grid"].update(voxel_mm="big"), "grid.voxel_mm", "big"),
+        (lambda c: c["group"].update(percentile=0), "group.percentile", "0"),
+        (lambda c: c["settings"].update(striatum_box_mm=[[-36, 36], [-30, 36], [-24, 300]]), "settings.striatum_box_mm[2]", "outside the grid"),
+        (lambda c: c["split"].update(sizes={"train": 0.7, "val": 0.2, "test": 0.3}), "split.sizes", "sum to 1"),
+        (lambda c: c["split"].update(sizes={"train": 90, "val": 10, "test": 30}), "split.sizes", "130 subjects"),
+        (lambda c: c["grid"].update(center_mm=[5, 0, 0]), "grid", "symmetric"),
+    ],
+)
+def test_invalid_configs_name_the_key_and_value(default_cfg, edit, key, fragment):
+    cfg = copy.deepcopy(default_cfg)
+    edit(cfg)
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    msg = str(err.value)
+    assert key in msg and fragment in msg
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_derive_seed_is_stable_and_distinct():
+    assert derive_seed(1, "split", 3) == derive_seed(1, "split", 3)
+    assert derive_seed(1, "split", 3) != derive_seed(1, "split", 4) != derive_seed(2, "split", 3)
+    assert 0 <= derive_seed(7, "x") < 2**32
