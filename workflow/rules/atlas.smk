@@ -5,11 +5,11 @@ rule prepare_atlas:
     """Resample the Harvard-Oxford atlas and MNI152 maps onto the analysis grid, once per run."""
     output:
         res("atlas", "atlas_grid.npz"),
-    params:
-        grid=config["grid"],
     log:
         log("prepare_atlas.log"),
     conda:
         "../../envs/recon.yaml"
+    params:
+        grid=config["grid"],
     script:
         "../../scripts/prepare_atlas.py"

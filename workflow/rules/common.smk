@@ -1,4 +1,4 @@
-# Python shared by all rule files: config and participants validation,
+# Python shared by every stage file (config and participants validation,
 # wildcard constraints, the subject list, named input functions, targets.
 
 import os
@@ -57,7 +57,11 @@ SUBJECTS = _subjects()
 
 def participants_tsv():
     """The participants sheet: written by the simulator, or the user's (validated) file."""
-    return res("cohort", "participants.tsv") if SYNTHETIC else config["cohort"]["participants"]
+    return (
+        res("cohort", "participants.tsv")
+        if SYNTHETIC
+        else config["cohort"]["participants"]
+    )
 
 
 def final_targets():
