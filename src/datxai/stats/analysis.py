@@ -1,0 +1,46 @@
+"""The uptake statistics of one cluster setting, end to end (files in, tables out)."""
+
+from __future__ import annotations
+
+import logging
+
+from ..io import read_tsv
+from .correlation import cluster_sbr_correlations
+from .roc import cluster_roc
+from .ttests import cluster_ttests
+from .uptake import UPTAKE_COLUMNS, choose_focus, merge_uptake
+
+log = logging.getLogger(__name__)
+
+SBR_COLUMN = "sbr_putamen_ipsi"
+
+
+def load_merged(uptake_tsv, participants_tsv, split_tsv, sbr_tsv=None):
+    """Uptake (long) with label, subset and the SBR columns attached; errors name the file."""
+    uptake = read_tsv(uptake_tsv, required=UPTAKE_COLUMNS)
+    participants = read_tsv(participants_tsv, required=["subject", "label"])
+    split = read_tsv(split_tsv, required=["subject", "subset"])
+    sbr = read_tsv(sbr_tsv, required=["subject", SBR_COLUMN]) if sbr_tsv else None
+    return merge_uptake(uptake, participants, split, sbr,
+                        sources={"participants": str(participants_tsv), "split": str(split_tsv), "sbr": str(sbr_tsv)})
+
+
+def uptake_statistics(table, clusters, ttest: str = "welch", focus_label: str | None = None,
+                      focus_side: str | None = None) -> dict:
+    """t-tests, ROC and correlations of every cluster, and the focus cluster.
+
+    Parameters
+    ----------
+    table : merged long table (see :func:`load_merged`).
+    clusters : the clusters.tsv table (cluster, label, side, ...).
+
+    Returns
+    -------
+    dict with DataFrames ``ttests``, ``roc``, ``correlation`` and the ``focus`` dict.
+    """
+    tt = cluster_ttests(table, kind=ttest)
+    roc = cluster_roc(table)
+    cor = cluster_sbr_correlations(table, SBR_COLUMN)
+    focus = choose_focus(clusters, tt, focus_label, focus_side)
+    log.info("%d clusters: %d t-tests, %d ROC rows, %d correlations", len(clusters), len(tt), len(roc), len(cor))
+    return {"ttests": tt, "roc": roc, "correlation": cor, "focus": focus}
