@@ -1,0 +1,108 @@
+"""The whole chain on the tiny config, through Snakemake, on the CPU.
+
+One run is shared by the tests of this module (it takes minutes); each test
+then checks one contract of the results layout or of rerunning.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(results: Path, *args, check=True):
+    cmd = [
+        sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=1",
+        "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "tests" / "configs" / "tiny.yaml"),
+        "--config", f"results={results}", *args,
+    ]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("tiny") / "results"
+    snakemake(results)
+    return results
+
+
+def test_every_stage_wrote_its_outputs(tiny_run):
+    r = tiny_run
+    subjects = pd.read_csv(r / "cohort" / "participants.tsv", sep="\t")["subject"]
+    assert len(subjects) == 30
+    for s in subjects:
+        assert (r / "recon" / f"{s}_spect.nii.gz").is_file()
+        assert (r / "normalized" / f"{s}_space-MNI_spect.nii.gz").is_file()
+        assert (r / "scaled" / f"{s}_space-MNI_desc-scaled_spect.nii.gz").is_file()
+    assert (r / "template" / "fpcit_template.nii.gz").is_file()
+    sbr = pd.read_csv(r / "quant" / "sbr.tsv", sep="\t")
+    assert {"subject", "sbr_putamen_ipsi", "sbr_putamen_contra", "mirrored"} <= set(sbr.columns)
+    assert (sbr["sbr_putamen_ipsi"] <= sbr["sbr_putamen_contra"] + 1e-9).all()
+    split = pd.read_csv(r / "split" / "split.tsv", sep="\t")
+    assert set(split["subset"]) == {"train", "val", "test"} and split["subject"].is_unique
+
+
+def test_table1_and_predictions(tiny_run):
+    t1 = pd.read_csv(tiny_run / "evaluate" / "table1.tsv", sep="\t")
+    assert set(t1["setting"]) == {"full", "striatum", "nostriatum"}
+    for col in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
+        vals = t1[col].dropna()
+        assert ((vals >= 0) & (vals <= 1)).all()
+    pred = pd.read_csv(tiny_run / "evaluate" / "full_predictions.tsv", sep="\t")
+    assert {"subject", "label", "predicted", "p_reduced"} <= set(pred.columns)
+
+
+def test_relevance_groups_clusters_and_stats(tiny_run):
+    import nibabel as nib
+
+    for setting in ("full", "striatum", "nostriatum"):
+        maps = sorted((tiny_run / "relevance" / setting).glob("sub-*_relevance.nii.gz"))
+        assert maps, f"no relevance maps for {setting}"
+        data = np.asarray(nib.load(maps[0]).dataobj)
+        assert np.isfinite(data).all() and np.any(data)
+        assert (tiny_run / "group" / setting / "heat.nii.gz").is_file()
+    for name in ("uptake.tsv", "ttests.tsv", "roc.tsv", "correlation.tsv"):
+        assert (tiny_run / "stats" / name).is_file()
+    roc = pd.read_csv(tiny_run / "stats" / "roc.tsv", sep="\t")
+    assert {"cluster", "subset", "n_reduced", "n_normal", "auc", "auc_ci_low", "auc_ci_high", "p"} <= set(roc.columns)
+    assert (tiny_run / "provenance.json").is_file()
+    assert (tiny_run / "validation" / "clusters_vs_truth.tsv").is_file()
+
+
+def test_no_personal_data_reaches_results(tiny_run):
+    """Planted DICOM identifiers never appear in any file under results/."""
+    import json
+
+    identifiers = set()
+    for truth in (tiny_run / "cohort" / "truth").glob("sub-*_truth.json"):
+        ident = json.loads(truth.read_text()).get("identifiers", {})
+        identifiers |= {str(v) for v in ident.values() if v and len(str(v)) >= 6}
+    assert identifiers, "the synthetic truth lists no planted identifiers"
+    skip = {tiny_run / "cohort" / "dicom", tiny_run / "cohort" / "truth"}  # the camera export itself
+    leaks = []
+    for path in tiny_run.rglob("*"):
+        if not path.is_file() or any(p in path.parents for p in skip):
+            continue
+        blob = path.read_bytes()
+        if path.suffix == ".gz":
+            import gzip
+
+            blob = gzip.decompress(blob)
+        leaks += [f"{path}: {i}" for i in identifiers if i.encode() in blob]
+    assert not leaks, leaks[:5]
+
+
+def test_second_run_does_nothing(tiny_run):
+    out = snakemake(tiny_run, "-n").stdout
+    assert "Nothing to be done" in out or "nothing to be done" in out.lower()
