@@ -1,1 +1,59 @@
-# rules of the 'split' stage (to come)
+# Stratified train / validation / test split (once), then one stacked dataset
+# per setting (full, striatum, nostriatum) and subset.
+
+
+def scaled_images(wildcards):
+    """Scaled (and mirrored) images of every subject, in SUBJECTS order."""
+    return expand(res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS)
+
+
+rule split_cohort:
+    """Sex x class strata, n_draws seeded random splits, the most age-balanced kept; ANOVA of age and sex."""
+    input:
+        participants=participants_tsv(),
+    output:
+        split=report(
+            res("split", "split.tsv"),
+            caption="../report/split_table.rst",
+            category="Cohort",
+            labels={"table": "train/val/test split"},
+        ),
+        balance=report(
+            res("split", "balance.tsv"),
+            caption="../report/split_balance.rst",
+            category="Cohort",
+            labels={"table": "split balance (ANOVA, counts)"},
+        ),
+    log:
+        log("split_cohort.log"),
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        sizes=config["split"]["sizes"],
+        n_draws=config["split"]["n_draws"],
+        seed=config["seed"],
+    script:
+        "../../scripts/split_cohort.py"
+
+
+rule build_dataset:
+    """Stack one setting's images per subset (float32, N x nx x ny x nz, rows in split order)."""
+    input:
+        images=scaled_images,
+        split=res("split", "split.tsv"),
+        participants=participants_tsv(),
+    output:
+        npy=expand(res("dataset", "{{setting}}", "{subset}.npy"), subset=["train", "val", "test"]),
+        tsv=expand(res("dataset", "{{setting}}", "{subset}.tsv"), subset=["train", "val", "test"]),
+    log:
+        log("build_dataset", "{setting}.log"),
+    benchmark:
+        bench("build_dataset", "{setting}.tsv")
+    conda:
+        "../../envs/recon.yaml"
+    params:
+        subjects=SUBJECTS,
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+    script:
+        "../../scripts/build_dataset.py"

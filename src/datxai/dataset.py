@@ -1,0 +1,148 @@
+"""The three input settings (S1) and the stacked datasets the CNN reads.
+
+One definition, used by every stage (datasets, relevance maps, clusters):
+
+``full``        the whole analysis grid, ``(nx, ny, nz)``;
+``striatum``    the box ``settings.striatum_box_mm`` (MNI mm, covering both
+                striata) cropped with :meth:`datxai.grid.Grid.box_slices`;
+``nostriatum``  the whole grid with that box set to zero.
+
+A striatum-setting array (a crop) is put back into the full grid with
+:func:`place_in_full` (zero outside the box), e.g. for relevance maps.
+All functions act on the last three axes, so batches ``(N, nx, ny, nz)``
+and ``(N, C, nx, ny, nz)`` work as well as single volumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .grid import Grid
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("full", "striatum", "nostriatum")
+SUBSETS = ("train", "val", "test")
+
+
+def _slices(grid: Grid, box_mm, ndim: int) -> tuple:
+    if ndim < 3:
+        raise ValueError(f"expected an array with at least 3 axes (..., nx, ny, nz), got {ndim}")
+    return (Ellipsis, *grid.box_slices(box_mm))
+
+
+def _check_grid(volume: np.ndarray, grid: Grid) -> None:
+    if tuple(volume.shape[-3:]) != tuple(grid.shape):
+        raise ValueError(f"array of shape {volume.shape} does not end in the grid shape {grid.shape}")
+
+
+def setting_shape(setting: str, grid: Grid, box_mm) -> tuple[int, int, int]:
+    """Spatial shape ``(nx, ny, nz)`` of one setting's images."""
+    if setting == "striatum":
+        return tuple(s.stop - s.start for s in grid.box_slices(box_mm))
+    if setting in ("full", "nostriatum"):
+        return tuple(grid.shape)
+    raise ValueError(f"unknown setting {setting!r}; known: {list(SETTINGS)}")
+
+
+def box_mask(grid: Grid, box_mm) -> np.ndarray:
+    """Boolean ``grid.shape`` mask, True inside the striatum box."""
+    m = np.zeros(grid.shape, dtype=bool)
+    m[grid.box_slices(box_mm)] = True
+    return m
+
+
+def setting_view(volume: np.ndarray, setting: str, grid: Grid, box_mm) -> np.ndarray:
+    """The image as the CNN of one setting sees it.
+
+    Parameters
+    ----------
+    volume : ``(..., nx, ny, nz)`` on ``grid``.
+    setting : ``full`` | ``striatum`` | ``nostriatum``.
+    box_mm : ``[[xmin, xmax], [ymin, ymax], [zmin, zmax]]`` MNI mm.
+
+    Returns
+    -------
+    A new array (never a view into ``volume``): the full image, the crop of
+    the box, or the full image with the box zeroed.
+    """
+    volume = np.asarray(volume)
+    _check_grid(volume, grid)
+    if setting == "full":
+        return volume.copy()
+    if setting == "striatum":
+        return volume[_slices(grid, box_mm, volume.ndim)].copy()
+    if setting == "nostriatum":
+        out = volume.copy()
+        out[_slices(grid, box_mm, volume.ndim)] = 0
+        return out
+    raise ValueError(f"unknown setting {setting!r}; known: {list(SETTINGS)}")
+
+
+def place_in_full(crop: np.ndarray, grid: Grid, box_mm, fill: float = 0.0) -> np.ndarray:
+    """Put a striatum-setting array ``(..., bx, by, bz)`` back into the full grid (``fill`` outside the box)."""
+    crop = np.asarray(crop)
+    sl = grid.box_slices(box_mm)
+    want = tuple(s.stop - s.start for s in sl)
+    if tuple(crop.shape[-3:]) != want:
+        raise ValueError(f"crop of shape {crop.shape} does not end in the striatum box shape {want}")
+    out = np.full(crop.shape[:-3] + tuple(grid.shape), fill, dtype=crop.dtype)
+    out[(Ellipsis, *sl)] = crop
+    return out
+
+
+def to_full(array: np.ndarray, setting: str, grid: Grid, box_mm) -> np.ndarray:
+    """Any setting's array on the full grid (only ``striatum`` needs placing)."""
+    return place_in_full(array, grid, box_mm) if setting == "striatum" else np.asarray(array)
+
+
+def build_dataset(images: dict, subjects: list[str], labels: dict, setting: str, grid: Grid, box_mm,
+                  out_npy, load=None):
+    """Stack one subset's images for one setting into a memory-mappable ``.npy``.
+
+    Parameters
+    ----------
+    images : ``{subject: path}`` of scaled (and mirrored) NIfTI images on ``grid``.
+    subjects : the subset's subjects, in split order (the rows of the array).
+    labels : ``{subject: "normal" | "reduced"}`` (visual read).
+    setting : ``full`` | ``striatum`` | ``nostriatum``.
+    out_npy : output ``.npy`` path, written atomically: float32 ``(N, sx, sy, sz)``.
+    load : ``path -> (data, affine)``; defaults to :func:`datxai.io.load_nifti`
+        with a shape check.
+
+    Returns
+    -------
+    DataFrame ``subject, label, y`` (y = 1 for reduced), one row per array row.
+    """
+    import pandas as pd
+
+    from .io import load_nifti
+
+    load = load or (lambda p: load_nifti(p, shape=grid.shape))
+    shape = setting_shape(setting, grid, box_mm)
+    missing = [s for s in subjects if s not in images]
+    if missing:
+        raise ValueError(f"no scaled image for subject(s) {missing[:10]}")
+    bad = {s: labels.get(s) for s in subjects if labels.get(s) not in ("normal", "reduced")}
+    if bad:
+        raise ValueError(f"subjects without a valid label (normal|reduced): {dict(list(bad.items())[:10])}")
+    out_npy = Path(out_npy)
+    with atomic_path(out_npy, suffix=".npy") as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(subjects), *shape))
+        for i, s in enumerate(subjects):
+            data, affine = load(images[s])
+            if not np.allclose(affine, grid.affine, atol=1e-3):
+                raise ValueError(f"{images[s]}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
+            arr[i] = setting_view(data, setting, grid, box_mm)
+            if (i + 1) % 100 == 0:
+                log.info("%s: %d / %d images", out_npy.name, i + 1, len(subjects))
+        arr.flush()
+        del arr
+    table = pd.DataFrame({"subject": list(subjects), "label": [labels[s] for s in subjects]})
+    table["y"] = (table["label"] == "reduced").astype(int)
+    log.info("%s: %d images of shape %s (%d reduced)", out_npy, len(subjects), shape, int(table["y"].sum()))
+    return table
