@@ -1,0 +1,128 @@
+"""Evaluation of the CNN on the test set: predictions, confusion counts, Table 1 metrics with Wilson CIs.
+
+Positive class = ``reduced`` (y = 1). Outcomes: TP (reduced called reduced),
+TN (normal called normal), FP (normal called reduced), FN (reduced called normal).
+Sensitivity = TP / (TP + FN), specificity = TN / (TN + FP), PPV = TP / (TP + FP),
+NPV = TN / (TN + FN), accuracy = (TP + TN) / n; each is a binomial proportion
+reported with the Wilson score interval (Wilson 1927; method 3 of Newcombe 1998).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+
+from .net import CLASSES, DatCNN, probabilities
+
+log = logging.getLogger(__name__)
+
+METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv")
+PREDICTION_COLUMNS = ("subject", "label", "predicted", "p_reduced", "correct", "outcome")
+
+
+@torch.no_grad()
+def predict(model: DatCNN, x: np.ndarray, batch_size: int = 8, device: str | torch.device = "cpu",
+            amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Class predictions and P(reduced) for images ``x`` (N, nx, ny, nz).
+
+    Returns ``(predicted (N,) int64, p_reduced (N,) float64)``; ``predicted`` is the
+    arg-max of the logits (= ``p_reduced > 0.5``, ties to normal). ``amp`` uses bf16 on a GPU.
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+    preds, probs = [], []
+    for start in range(0, x.shape[0], batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)).to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=(amp and device.type == "cuda")):
+            logits = model(xb.unsqueeze(1)).float()
+        preds.append(logits.argmax(1).cpu().numpy())
+        probs.append(probabilities(logits)[:, 1].double().cpu().numpy())
+    if not preds:
+        return np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(preds).astype(np.int64), np.concatenate(probs)
+
+
+def outcome(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """'TP' | 'TN' | 'FP' | 'FN' per case (positive = reduced = 1)."""
+    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    out = np.where(y_true, np.where(y_pred, "TP", "FN"), np.where(y_pred, "FP", "TN"))
+    return out.astype(object)
+
+
+def predictions_table(subjects, y_true, y_pred, p_reduced):
+    """The predictions TSV: subject, label, predicted (normal|reduced), p_reduced, correct (yes|no), outcome."""
+    import pandas as pd
+
+    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
+    names = np.array(CLASSES, dtype=object)
+    return pd.DataFrame({
+        "subject": list(subjects), "label": names[y_true], "predicted": names[y_pred],
+        "p_reduced": np.asarray(p_reduced, float), "correct": np.where(y_true == y_pred, "yes", "no"),
+        "outcome": outcome(y_true, y_pred),
+    }, columns=list(PREDICTION_COLUMNS))
+
+
+def confusion_counts(y_true, y_pred) -> dict:
+    """``{'tp', 'tn', 'fp', 'fn'}`` with positive = reduced (1)."""
+    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
+    return {"tp": int((y_true & y_pred).sum()), "tn": int((~y_true & ~y_pred).sum()),
+            "fp": int((~y_true & y_pred).sum()), "fn": int((y_true & ~y_pred).sum())}
+
+
+def wilson_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n`` (no continuity correction).
+
+    (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), z the two-sided
+    normal quantile. NaN for n = 0.
+    """
+    from scipy.stats import norm
+
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"wilson_ci needs 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return float("nan"), float("nan")
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    denom = 1 + z * z / n
+    low, high = (centre - half) / denom, (centre + half) / denom
+    # the bounds are exactly 0 at k = 0 and 1 at k = n; the formula reaches them only up to rounding
+    return (0.0 if k == 0 else max(0.0, low)), (1.0 if k == n else min(1.0, high))
+
+
+def classification_metrics(tp: int, tn: int, fp: int, fn: int, confidence: float = 0.95) -> dict:
+    """n, counts, and accuracy/sensitivity/specificity/PPV/NPV as fractions with Wilson CIs (NaN when undefined)."""
+    parts = {"accuracy": (tp + tn, tp + tn + fp + fn), "sensitivity": (tp, tp + fn),
+             "specificity": (tn, tn + fp), "ppv": (tp, tp + fp), "npv": (tn, tn + fn)}
+    row = {"n": tp + tn + fp + fn, "tp": tp, "tn": tn, "fp": fp, "fn": fn}
+    for name, (k, m) in parts.items():
+        row[name] = k / m if m else float("nan")
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = wilson_ci(k, m, confidence)
+    return row
+
+
+def table1(predictions: dict, confidence: float = 0.95):
+    """Table 1 from per-setting prediction tables (``{setting: DataFrame with label, predicted}``).
+
+    Columns: setting, n, tp, tn, fp, fn, then each metric with ``_ci_low``/``_ci_high``,
+    and ``ci_method`` (= "Wilson score, 95 %").
+    """
+    import pandas as pd
+
+    rows = []
+    for setting, df in predictions.items():
+        missing = {"label", "predicted"} - set(df.columns)
+        if missing:
+            raise ValueError(f"predictions of setting {setting!r} lack column(s) {sorted(missing)}")
+        counts = confusion_counts(df["label"].to_numpy() == "reduced", df["predicted"].to_numpy() == "reduced")
+        rows.append({"setting": setting, **classification_metrics(**counts, confidence=confidence),
+                     "ci_method": f"Wilson score, {100 * confidence:g} %"})
+    cols = ["setting", "n", "tp", "tn", "fp", "fn"]
+    cols += [c for m in METRICS for c in (m, f"{m}_ci_low", f"{m}_ci_high")] + ["ci_method"]
+    return pd.DataFrame(rows, columns=cols)

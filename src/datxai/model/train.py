@@ -1,0 +1,410 @@
+"""Training of the CNN: Adam, cross-entropy, seeded shuffling, resumable checkpoints.
+
+As in the papers (S1 "Methods"): Adam, learning rate 1e-4, batch size 8,
+categorical cross-entropy without class weights; the validation set only
+watches overfitting — the final model is the one after the last epoch (no
+early stopping, no model selection).
+
+Reproducibility: the initial weights come from ``seed``; every epoch draws its
+training order from a NumPy generator seeded from ``seed``; dropout uses
+torch's generator, seeded from ``seed`` at the start and carried through
+checkpoints. A checkpoint (model, optimizer, both RNG states, history) is
+written atomically after every epoch; training that is killed and restarted
+with the same arguments resumes from it and ends, on the CPU, with exactly the
+weights and history of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import derive_seed
+from ..io import InputError, atomic_path, read_tsv
+from .net import CLASSES, DatCNN, build_model, count_parameters, save_model
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+CHECKPOINT_FORMAT = "datxai-checkpoint-1"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable checkpoint); the message says why and what is kept."""
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass
+class Dataset:
+    """Images ``x`` (N, nx, ny, nz) float32 (possibly memory-mapped), labels ``y`` (N,) int64 (1 = reduced)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    subjects: list[str] = field(default_factory=list)
+    name: str = "dataset"
+
+    def __post_init__(self):
+        self.y = np.asarray(self.y, dtype=np.int64)
+        if self.x.ndim != 4:
+            raise InputError(f"{self.name}: expected images (N, nx, ny, nz), got shape {self.x.shape}")
+        if len(self.y) != self.x.shape[0]:
+            raise InputError(f"{self.name}: {self.x.shape[0]} images but {len(self.y)} labels")
+        if not np.isin(self.y, (0, 1)).all():
+            raise InputError(f"{self.name}: labels y must be 0 (normal) or 1 (reduced), got {sorted(set(self.y.tolist()))}")
+        if not self.subjects:
+            self.subjects = [f"#{i}" for i in range(len(self.y))]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.x.shape[1:])
+
+
+def load_dataset(npy_path, tsv_path, check_finite: bool = True) -> Dataset:
+    """Read ``{subset}.npy`` (float32 (N, nx, ny, nz), memory-mapped) and its ``{subset}.tsv``.
+
+    The TSV has one row per image, in the same order: ``subject``, ``label``
+    (normal | reduced) and ``y`` (0 | 1). Raises :class:`InputError` naming the
+    file for a wrong dtype/shape, a row count that differs, labels and ``y`` that
+    disagree, or NaN/Inf voxels (checked in chunks, the array stays on disk).
+    """
+    npy_path, tsv_path = Path(npy_path), Path(tsv_path)
+    if not npy_path.is_file():
+        raise InputError(f"{npy_path}: file not found")
+    try:
+        x = np.load(npy_path, mmap_mode="r")
+    except Exception as exc:
+        raise InputError(f"{npy_path}: not a readable .npy array ({exc})") from exc
+    if x.dtype != np.float32 or x.ndim != 4:
+        raise InputError(f"{npy_path}: expected float32 (N, nx, ny, nz), got {x.dtype} {x.shape}")
+    table = read_tsv(tsv_path, required=["subject", "label", "y"])
+    if len(table) != x.shape[0]:
+        raise InputError(f"{tsv_path}: {len(table)} rows but {npy_path.name} holds {x.shape[0]} images")
+    expected = table["label"].map({c: i for i, c in enumerate(CLASSES)})
+    if expected.isna().any():
+        bad = sorted(set(table.loc[expected.isna(), "label"].astype(str)))
+        raise InputError(f"{tsv_path}: label must be one of {list(CLASSES)}, got {bad}")
+    if not (expected.to_numpy() == table["y"].to_numpy()).all():
+        raise InputError(f"{tsv_path}: columns label and y disagree (y must be 0 = normal, 1 = reduced)")
+    if check_finite:
+        for start in range(0, x.shape[0], 64):
+            chunk = np.asarray(x[start:start + 64])
+            if not np.isfinite(chunk).all():
+                row = start + int(np.nonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1))[0][0])
+                raise InputError(f"{npy_path}: image {row} ({table['subject'].iloc[row]}) contains NaN or Inf")
+    return Dataset(x=x, y=table["y"].to_numpy(), subjects=list(table["subject"].astype(str)), name=str(npy_path))
+
+
+# --------------------------------------------------------------------------- device
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"train.device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of the device actually used (GPU model, or the CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@contextlib.contextmanager
+def _backend_flags(device: torch.device, deterministic: bool):
+    """cudnn.benchmark unless deterministic; deterministic algorithms on request; restored afterwards."""
+    old = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+           torch.are_deterministic_algorithms_enabled())
+    try:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = not deterministic
+            torch.backends.cudnn.deterministic = deterministic
+            if deterministic:
+                # cuBLAS needs a fixed workspace for reproducible GEMMs
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True, warn_only=True)
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = old[0], old[1]
+        torch.use_deterministic_algorithms(old[2])
+
+
+# --------------------------------------------------------------------------- training
+
+@dataclass
+class TrainSettings:
+    """Resolved hyperparameters of one training run (the ``train`` config section plus seed)."""
+
+    epochs: int
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = True
+    amp: bool = True
+
+    def __post_init__(self):
+        if int(self.epochs) < 1:
+            raise ValueError(f"train.epochs must be >= 1, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not float(self.learning_rate) > 0:
+            raise ValueError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+
+
+def _fingerprint(model: DatCNN, settings: TrainSettings, train: Dataset) -> str:
+    """What a checkpoint must match to be resumed: architecture, hyperparameters (not epochs), training data."""
+    h = hashlib.sha256()
+    s = asdict(settings)
+    s.pop("epochs")
+    s.pop("device")
+    h.update(repr((model.arch, sorted(s.items()), train.shape, len(train), train.y.tolist(), train.subjects)).encode())
+    return h.hexdigest()[:16]
+
+
+def _to_tensor(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device, non_blocking=True)
+
+
+class _Batches:
+    """Batches of a dataset: resident on the GPU (one upload), or read from the (memory-mapped) array on the CPU."""
+
+    def __init__(self, data: Dataset, device: torch.device, channels_last: bool):
+        self.data, self.device, self.channels_last = data, device, channels_last
+        self.y = torch.from_numpy(data.y).to(device)
+        self.x = _to_tensor(np.asarray(data.x), device) if device.type == "cuda" else None
+
+    def get(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.x is not None:
+            ti = torch.from_numpy(idx).to(self.device)
+            xb = self.x.index_select(0, ti)
+        else:
+            ti = torch.from_numpy(idx)
+            xb = _to_tensor(self.data.x[np.sort(idx)][np.argsort(np.argsort(idx))], self.device)
+        xb = xb.unsqueeze(1)
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last_3d)
+        return xb, self.y.index_select(0, ti.to(self.y.device))
+
+
+def _autocast(device: torch.device, amp: bool):
+    if device.type == "cuda" and amp:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, batches: _Batches, n: int, batch_size: int, amp: bool) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a dataset (eval mode: no dropout)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=batches.device, dtype=torch.float64)
+    correct = torch.zeros((), device=batches.device, dtype=torch.int64)
+    for start in range(0, n, batch_size):
+        xb, yb = batches.get(np.arange(start, min(start + batch_size, n)))
+        with _autocast(batches.device, amp):
+            logits = model(xb)
+        loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").double()
+        correct += (logits.argmax(1) == yb).sum()
+    return float(loss_sum) / n, float(correct) / n
+
+
+def _rng_state(device: torch.device, shuffle: np.random.Generator) -> dict:
+    state = {"torch_cpu": torch.get_rng_state(), "numpy_shuffle": shuffle.bit_generator.state}
+    if device.type == "cuda":
+        state["torch_cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device, shuffle: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch_cpu"])
+    shuffle.bit_generator.state = state["numpy_shuffle"]
+    if device.type == "cuda" and "torch_cuda" in state:
+        torch.cuda.set_rng_state(state["torch_cuda"], device)
+
+
+def _save_checkpoint(path, model, optimizer, epoch, history, rng, fingerprint, settings) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "fingerprint": fingerprint,
+               "arch": dict(model.arch), "settings": asdict(settings),
+               "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "optimizer": optimizer.state_dict(), "rng": rng, "history": history}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path, fingerprint: str) -> dict | None:
+    """The checkpoint at ``path`` if it belongs to this run, else None (logged)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated file cannot occur (atomic writes) but a foreign one can
+        log.warning("%s: unreadable checkpoint (%s); starting from scratch", path, exc)
+        return None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT or ck.get("fingerprint") != fingerprint:
+        log.warning("%s: checkpoint of a different run (architecture, hyperparameters or data changed); "
+                    "starting from scratch", path)
+        return None
+    return ck
+
+
+@dataclass
+class TrainResult:
+    """The trained model (on the CPU, eval mode), its history rows, and what was used."""
+
+    model: DatCNN
+    history: list[dict]
+    settings: TrainSettings
+    device: str
+    resumed_from_epoch: int = 0
+
+    def history_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+
+
+def train_model(train: Dataset, val: Dataset | None, settings: TrainSettings, *,
+                conv_filters: int = 16, n_conv: int = 4, fc_widths=(32, 16), dropout: float = 0.2,
+                checkpoint: str | os.PathLike | None = None,
+                on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
+    """Train a fresh CNN on ``train``; report ``val`` loss/accuracy per epoch; return the last-epoch model.
+
+    Parameters
+    ----------
+    train, val
+        Images (N, nx, ny, nz) and labels; ``val`` may be None (columns then NaN).
+    settings
+        Hyperparameters; ``settings.seed`` seeds initialisation, shuffling and dropout.
+    conv_filters, n_conv, fc_widths, dropout
+        Architecture (see :func:`datxai.model.build_model`).
+    checkpoint
+        File written atomically after each epoch. If it exists and belongs to the
+        same run (architecture, hyperparameters except ``epochs``, training data),
+        training resumes after its epoch.
+    on_epoch_end
+        Called as ``on_epoch_end(epoch, row)`` after the checkpoint of that epoch is written.
+
+    Raises
+    ------
+    TrainingError
+        When the training loss becomes NaN/Inf; the checkpoint of the last good epoch is kept.
+    """
+    device = resolve_device(settings.device)
+    if val is not None and val.shape != train.shape:
+        raise InputError(f"{val.name}: image shape {val.shape} differs from the training images {train.shape}")
+    model = build_model(train.shape, conv_filters, n_conv, fc_widths, dropout,
+                        seed=derive_seed(settings.seed, "init"))
+    fingerprint = _fingerprint(model, settings, train)
+    channels_last = device.type == "cuda"  # NDHWC suits cuDNN's tensor-core kernels; not used on the CPU
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    shuffle = np.random.default_rng(derive_seed(settings.seed, "shuffle"))
+    history: list[dict] = []
+    start_epoch = 1
+    fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), _backend_flags(device, settings.deterministic):
+        torch.manual_seed(derive_seed(settings.seed, "dropout"))
+        ck = _load_checkpoint(checkpoint, fingerprint) if checkpoint is not None else None
+        if ck is not None:
+            model.load_state_dict(ck["model"])
+            optimizer.load_state_dict(ck["optimizer"])
+            _set_rng_state(ck["rng"], device, shuffle)
+            history = list(ck["history"])
+            start_epoch = int(ck["epoch"]) + 1
+            log.info("resuming from %s after epoch %d", checkpoint, ck["epoch"])
+            if start_epoch > settings.epochs:
+                log.warning("the checkpoint has %d epochs, more than the %d requested; keeping all of them",
+                            ck["epoch"], settings.epochs)
+        train_batches = _Batches(train, device, channels_last)
+        val_batches = _Batches(val, device, channels_last) if val is not None and len(val) else None
+        n, bs = len(train), settings.batch_size
+        log.info("training %d images of %s on %s for epochs %d..%d (batch %d, lr %g, %d parameters)",
+                 n, "x".join(map(str, train.shape)), device_name(device), start_epoch, settings.epochs,
+                 bs, settings.learning_rate, count_parameters(model))
+        for epoch in range(start_epoch, settings.epochs + 1):
+            t0 = time.perf_counter()
+            model.train()
+            order = shuffle.permutation(n)
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            for start in range(0, n, bs):
+                xb, yb = train_batches.get(order[start:start + bs])
+                with _autocast(device, settings.amp):
+                    logits = model(xb)
+                loss = nn.functional.cross_entropy(logits.float(), yb)  # mean over the batch, no class weights
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().double() * len(yb)
+                correct += (logits.detach().argmax(1) == yb).sum()
+            train_loss = float(loss_sum) / n
+            if not np.isfinite(train_loss):
+                kept = f"the checkpoint of epoch {epoch - 1} is kept at {checkpoint}" if checkpoint and epoch > 1 \
+                    else "no checkpoint was written"
+                raise TrainingError(f"training loss is {train_loss} in epoch {epoch} (learning rate "
+                                    f"{settings.learning_rate}); stopping: {kept}")
+            row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": float(correct) / n}
+            if val_batches is not None:
+                row["val_loss"], row["val_accuracy"] = _evaluate(model, val_batches, len(val), bs, settings.amp)
+            else:
+                row["val_loss"] = row["val_accuracy"] = float("nan")
+            row["seconds"] = time.perf_counter() - t0
+            history.append(row)
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, model, optimizer, epoch, history, _rng_state(device, shuffle),
+                                 fingerprint, settings)
+            log.info("epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1f s", epoch,
+                     settings.epochs, row["train_loss"], row["train_accuracy"], row["val_loss"],
+                     row["val_accuracy"], row["seconds"])
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+    model.to("cpu", memory_format=torch.contiguous_format).eval()
+    return TrainResult(model=model, history=history, settings=settings, device=device_name(device),
+                       resumed_from_epoch=start_epoch - 1)
+
+
+def environment() -> dict:
+    """Versions that matter for reproducing a model."""
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+            "platform": platform.platform()}
+
+
+def write_training_outputs(result: TrainResult, model_path, history_path, hyperparameters_path,
+                           setting: str | None = None, extra: dict | None = None) -> None:
+    """Write ``model.pt``, ``history.tsv`` and ``hyperparameters.json`` (each atomically)."""
+    from ..io import write_json, write_tsv
+
+    s = asdict(result.settings)
+    save_model(result.model, model_path, setting=setting, seed=s["seed"], epochs=s["epochs"])
+    write_tsv(result.history_frame(), history_path)
+    hp = {"setting": setting, "architecture": dict(result.model.arch), "n_parameters": count_parameters(result.model),
+          "training": {**s, "optimizer": "Adam", "loss": "cross-entropy (no class weights)",
+                       "final_model": "last epoch (validation only monitored)"},
+          "device_used": result.device, "threads": torch.get_num_threads(),
+          "resumed_from_epoch": result.resumed_from_epoch, "versions": environment(), **(extra or {})}
+    write_json(hp, hyperparameters_path)
