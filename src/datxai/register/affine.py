@@ -1,0 +1,462 @@
+"""SPM12-style 12-parameter affine registration of a native SPECT to a template.
+
+Model
+-----
+For sample points ``x`` (template / MNI mm) the least-squares problem is
+
+    min_{p, s}  mean_i ( f(M(p) x_i) - s g(x_i) )^2  +  lambda |q(p)|^2
+
+with ``f`` the (smoothed) source, ``g`` the (smoothed) template, ``s`` an
+intensity scale and ``M(p) = T R Z S`` the 12-parameter affine of SPM's
+``spm_matrix`` (translations mm, rotations radians, zooms, shears), mapping
+template mm to source mm: ``source_mm = M @ template_mm``, the convention of
+:mod:`datxai.geometry` (the synthetic truth has ``native_mm = pose @ mni_mm``).
+``q`` is a penalty on anisotropic zooms (log zooms minus their mean, so that an
+isotropic head-size scale is free) and on shears. As in ``spm_affreg`` the
+source is sampled at the template's points; outside its field of view the
+source is 0. Both images are divided by their global mean first (SPM's
+"global" = mean of voxels above 1/8 of the mean) so that the cost is
+dimensionless and ``lambda`` means the same for every scan.
+
+Optimisation: Gauss-Newton with Levenberg-Marquardt damping
+(``H + lambda_LM diag(H)``), analytic Jacobian from the source's gradient
+images and the analytic derivative of ``spm_matrix``; coarse-to-fine over
+sampling distances (mm); initialised by matching centres of mass. Everything
+is deterministic.
+
+Friston et al. (1995), Spatial registration and normalization of images,
+Hum Brain Mapp 3:165-189; Ashburner & Friston (1999), Hum Brain Mapp 7:254-266.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, map_coordinates
+
+log = logging.getLogger(__name__)
+
+PARAM_NAMES = ("tx", "ty", "tz", "rx", "ry", "rz", "zx", "zy", "zz", "sxy", "sxz", "syz")
+IDENTITY_PARAMS = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0], dtype=float)
+FWHM_TO_SIGMA = 1.0 / np.sqrt(8.0 * np.log(2.0))
+
+# Plausibility bounds for a head registered to an adult-brain template.
+ZOOM_RANGE = (0.67, 1.5)
+DET_RANGE = (0.4, 2.5)
+MAX_SHEAR = 0.35
+MIN_CORRELATION = 0.5
+
+
+# --------------------------------------------------------------------------- matrices
+def _rotations(p):
+    c4, s4, c5, s5, c6, s6 = np.cos(p[3]), np.sin(p[3]), np.cos(p[4]), np.sin(p[4]), np.cos(p[5]), np.sin(p[5])
+    r1 = np.array([[1, 0, 0, 0], [0, c4, s4, 0], [0, -s4, c4, 0], [0, 0, 0, 1.0]])
+    r2 = np.array([[c5, 0, s5, 0], [0, 1, 0, 0], [-s5, 0, c5, 0], [0, 0, 0, 1.0]])
+    r3 = np.array([[c6, s6, 0, 0], [-s6, c6, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    d1 = np.array([[0, 0, 0, 0], [0, -s4, c4, 0], [0, -c4, -s4, 0], [0, 0, 0, 0.0]])
+    d2 = np.array([[-s5, 0, c5, 0], [0, 0, 0, 0], [-c5, 0, -s5, 0], [0, 0, 0, 0.0]])
+    d3 = np.array([[-s6, c6, 0, 0], [-c6, -s6, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0.0]])
+    return (r1, r2, r3), (d1, d2, d3)
+
+
+def _parts(p):
+    p = np.asarray(p, dtype=float)
+    if p.shape != (12,):
+        raise ValueError(f"affine parameters must have 12 elements ({', '.join(PARAM_NAMES)}), got shape {p.shape}")
+    t = np.eye(4)
+    t[:3, 3] = p[:3]
+    z = np.diag([p[6], p[7], p[8], 1.0])
+    s = np.eye(4)
+    s[0, 1], s[0, 2], s[1, 2] = p[9], p[10], p[11]
+    return t, _rotations(p), z, s
+
+
+def spm_matrix(p) -> np.ndarray:
+    """4x4 affine from 12 parameters, as SPM12's ``spm_matrix``: ``A = T R1 R2 R3 Z S``.
+
+    ``p = (tx, ty, tz [mm], rx, ry, rz [radians], zx, zy, zz, sxy, sxz, syz)``;
+    ``S`` is upper-triangular with the shears at (0,1), (0,2), (1,2).
+    """
+    t, ((r1, r2, r3), _), z, s = _parts(p)
+    return t @ r1 @ r2 @ r3 @ z @ s
+
+
+def spm_matrix_derivatives(p) -> np.ndarray:
+    """Analytic ``dA/dp_k`` of :func:`spm_matrix`, shape ``(12, 4, 4)``."""
+    t, ((r1, r2, r3), (d1, d2, d3)), z, s = _parts(p)
+    out = np.zeros((12, 4, 4))
+    for k in range(3):
+        out[k, k, 3] = 1.0
+    zs = z @ s
+    out[3] = t @ d1 @ r2 @ r3 @ zs
+    out[4] = t @ r1 @ d2 @ r3 @ zs
+    out[5] = t @ r1 @ r2 @ d3 @ zs
+    trr = t @ r1 @ r2 @ r3
+    for k in range(3):
+        dz = np.zeros((4, 4))
+        dz[k, k] = 1.0
+        out[6 + k] = trr @ dz @ s
+    trz = trr @ z
+    for k, (i, j) in enumerate(((0, 1), (0, 2), (1, 2))):
+        ds = np.zeros((4, 4))
+        ds[i, j] = 1.0
+        out[9 + k] = trz @ ds
+    return out
+
+
+def spm_imatrix(m) -> np.ndarray:
+    """The 12 parameters of an affine, inverse of :func:`spm_matrix` (SPM12's ``spm_imatrix``)."""
+    m = np.asarray(m, dtype=float)
+    r = m[:3, :3]
+    c = np.linalg.cholesky(r.T @ r).T  # upper triangular, r'r = c'c
+    p = np.zeros(12)
+    p[:3] = m[:3, 3]
+    p[6:9] = np.diag(c)
+    if np.linalg.det(r) < 0:
+        p[6] = -p[6]
+    c = c / np.diag(c)[:, None]
+    p[9:12] = c[0, 1], c[0, 2], c[1, 2]
+    r0 = spm_matrix(np.r_[0, 0, 0, 0, 0, 0, p[6:12]])[:3, :3]
+    r1 = r @ np.linalg.inv(r0)
+    rang = lambda x: np.clip(x, -1.0, 1.0)  # noqa: E731
+    p[4] = np.arcsin(rang(r1[0, 2]))
+    if (abs(p[4]) - np.pi / 2) ** 2 < 1e-9:
+        p[3] = 0.0
+        p[5] = np.arctan2(-rang(r1[1, 0]), rang(-r1[2, 0] / r1[0, 2]))
+    else:
+        cy = np.cos(p[4])
+        p[3] = np.arctan2(rang(r1[1, 2] / cy), rang(r1[2, 2] / cy))
+        p[5] = np.arctan2(rang(r1[0, 1] / cy), rang(r1[0, 0] / cy))
+    return p
+
+
+# --------------------------------------------------------------------------- images
+def voxel_sizes(affine) -> np.ndarray:
+    """Voxel sizes (mm) along the three array axes."""
+    return np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
+
+
+def smooth_mm(data: np.ndarray, affine: np.ndarray, fwhm_mm: float) -> np.ndarray:
+    """Gaussian smoothing with an isotropic FWHM in mm (voxel sizes from ``affine``). float32."""
+    data = np.asarray(data, dtype=np.float32)
+    if fwhm_mm <= 0:
+        return data.copy()
+    sigma = fwhm_mm * FWHM_TO_SIGMA / voxel_sizes(affine)
+    return gaussian_filter(data, sigma=sigma, mode="constant", cval=0.0).astype(np.float32)
+
+
+def resample_affine(data, data_affine, matrix, out_shape, out_affine, order: int = 1, cval: float = 0.0) -> np.ndarray:
+    """Sample ``data`` at ``matrix @ out_affine @ ijk`` for every voxel of an output grid.
+
+    ``matrix`` maps output-space mm to data-space mm (for normalisation:
+    template/MNI mm -> native mm). Points outside ``data`` get ``cval``.
+    Returns float32 of ``out_shape``.
+    """
+    vox = np.linalg.inv(np.asarray(data_affine, dtype=float)) @ np.asarray(matrix, dtype=float) @ np.asarray(out_affine, dtype=float)
+    ijk = np.indices(tuple(out_shape), dtype=np.float64).reshape(3, -1)
+    src = vox[:3, :3] @ ijk + vox[:3, 3:4]
+    data = np.asarray(data, dtype=np.float32)
+    out = map_coordinates(data, src, order=order, mode="constant", cval=cval, prefilter=order > 1)
+    return out.reshape(tuple(out_shape)).astype(np.float32)
+
+
+def reslice_to_grid(source, source_affine, matrix, grid, order: int = 1) -> np.ndarray:
+    """The source (native) image on the MNI analysis ``grid``: value at ``matrix @ grid_mm``. float32 ``grid.shape``."""
+    return resample_affine(source, source_affine, matrix, grid.shape, grid.affine, order=order)
+
+
+def global_mean(data: np.ndarray) -> float:
+    """SPM's global signal: mean of voxels above 1/8 of the mean of the (positive part of the) image."""
+    d = np.asarray(data, dtype=float)
+    m = np.clip(d, 0, None).mean()
+    sel = d[d > m / 8.0]
+    return float(sel.mean()) if sel.size and m > 0 else 0.0
+
+
+def centre_of_mass_mm(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Intensity-weighted centre (mm) of the voxels above 20 % of the 99th percentile.
+
+    The threshold removes the FBP background (noise, streaks) that would pull a
+    plain centre of mass towards the middle of the field of view.
+    """
+    d = np.asarray(data, dtype=float)
+    w = np.clip(d - 0.2 * np.percentile(d, 99), 0, None)
+    if not w.sum() > 0:
+        w = np.ones_like(d)
+    ijk = np.array([(w.sum(axis=tuple(a for a in range(3) if a != ax)) * np.arange(d.shape[ax])).sum() for ax in range(3)]) / w.sum()
+    return np.asarray(affine, dtype=float)[:3, :3] @ ijk + np.asarray(affine, dtype=float)[:3, 3]
+
+
+# --------------------------------------------------------------------------- estimator
+@dataclass
+class AffineResult:
+    """Outcome of :func:`estimate_affine`.
+
+    ``matrix`` maps template (MNI) mm to source (native) mm. ``scale`` is the
+    intensity scale (source ~ scale * template, original units). ``cost`` is
+    the normalised cost at the finest sampling; ``initial_cost`` the same cost
+    at the centre-of-mass start. ``flags`` lists what the checks found
+    (``nonfinite``, ``cost_increase``, ``implausible_zoom``,
+    ``implausible_shear``, ``implausible_determinant``, ``nonpositive_scale``,
+    ``poor_fit``, ``not_converged``); ``diverged`` is true for any flag but
+    ``not_converged``. ``initial_matrix`` is the centre-of-mass start.
+    """
+
+    matrix: np.ndarray
+    params: np.ndarray
+    scale: float
+    cost: float
+    initial_cost: float
+    correlation: float
+    iterations: int
+    iterations_per_level: list
+    converged: bool
+    diverged: bool
+    flags: list = field(default_factory=list)
+    initial_matrix: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (rotations also in degrees)."""
+        p = np.asarray(self.params, dtype=float)
+        return {
+            "matrix": np.asarray(self.matrix).tolist(),
+            "parameters": {n: float(v) for n, v in zip(PARAM_NAMES, p)},
+            "rotations_deg": np.rad2deg(p[3:6]).tolist() if np.all(np.isfinite(p)) else [None] * 3,
+            "determinant": float(np.linalg.det(np.asarray(self.matrix)[:3, :3])) if np.all(np.isfinite(self.matrix)) else None,
+            "intensity_scale": float(self.scale),
+            "cost": float(self.cost),
+            "initial_cost": float(self.initial_cost),
+            "correlation": float(self.correlation),
+            "iterations": int(self.iterations),
+            "iterations_per_level": [int(i) for i in self.iterations_per_level],
+            "converged": bool(self.converged),
+            "diverged": bool(self.diverged),
+            "flags": list(self.flags),
+            "initial_matrix": np.asarray(self.initial_matrix).tolist(),
+            "convention": "source_mm = matrix @ template_mm (template/MNI mm -> native mm); parameters as SPM12 spm_matrix, rotations in radians",
+        }
+
+
+def _sample_points(shape, affine, spacing_mm: float) -> np.ndarray:
+    """Voxel coordinates ``(3, n)`` of a regular lattice of ``spacing_mm`` over an image."""
+    step = spacing_mm / voxel_sizes(affine)
+    axes = [np.arange(0, n - 1 + 1e-6, max(s, 1e-3)) for n, s in zip(shape, step)]
+    return np.stack(np.meshgrid(*axes, indexing="ij")).reshape(3, -1)
+
+
+def _penalty(p, weight: float):
+    """Regulariser residuals ``q`` (6,) and Jacobian (6, 12): anisotropic log-zooms and shears."""
+    z = p[6:9]
+    q = np.zeros(6)
+    jq = np.zeros((6, 12))
+    if weight <= 0:
+        return q, jq
+    w = np.sqrt(weight)
+    lz = np.log(z)
+    q[:3] = w * (lz - lz.mean())
+    jq[:3, 6:9] = w * (np.eye(3) - 1.0 / 3.0) / z[None, :]
+    q[3:] = w * p[9:12]
+    jq[3:, 9:12] = w * np.eye(3)
+    return q, jq
+
+
+class _Problem:
+    """Residuals and Jacobian at one sampling level (vectorised over the sample points)."""
+
+    def __init__(self, f, grads, src_inv, g, x_mm, weight):
+        self.f, self.grads, self.src_inv, self.g, self.x, self.weight = f, grads, src_inv, g, x_mm, weight
+        self.n = len(g)
+
+    def residual(self, p, s):
+        m = self.src_inv @ spm_matrix(p)
+        vox = m[:3] @ self.x.T  # (3, n)
+        fv = map_coordinates(self.f, vox, order=1, mode="constant", cval=0.0, prefilter=False)
+        return fv - s * self.g, vox, fv
+
+    def cost(self, p, s):
+        if not np.all(np.isfinite(p)) or np.any(p[6:9] <= 0):
+            return np.inf
+        r = self.residual(p, s)[0]
+        q = _penalty(p, self.weight)[0]
+        return float(r @ r / self.n + q @ q)
+
+    def linearise(self, p, s):
+        """Cost, gradient (13,) and Gauss-Newton Hessian (13, 13) in (p, s)."""
+        r, vox, _ = self.residual(p, s)
+        gv = np.stack([map_coordinates(gr, vox, order=1, mode="constant", cval=0.0, prefilter=False) for gr in self.grads], axis=1)
+        gmm = gv @ self.src_inv[:3, :3]  # d f / d y_mm  (n, 3)
+        outer = (gmm[:, :, None] * self.x[:, None, :]).reshape(self.n, 12)
+        da = spm_matrix_derivatives(p)[:, :3, :].reshape(12, 12)
+        j = np.empty((self.n, 13))
+        j[:, :12] = outer @ da.T
+        j[:, 12] = -self.g
+        q, jq = _penalty(p, self.weight)
+        h = j.T @ j / self.n
+        grad = j.T @ r / self.n
+        h[:12, :12] += jq.T @ jq
+        grad[:12] += jq.T @ q
+        return float(r @ r / self.n + q @ q), grad, h
+
+
+def _plausibility_flags(matrix, params, scale) -> list[str]:
+    flags = []
+    z = np.sqrt((matrix[:3, :3] ** 2).sum(axis=0))
+    if np.any(z < ZOOM_RANGE[0]) or np.any(z > ZOOM_RANGE[1]):
+        flags.append("implausible_zoom")
+    if np.any(np.abs(params[9:12]) > MAX_SHEAR):
+        flags.append("implausible_shear")
+    det = np.linalg.det(matrix[:3, :3])
+    if not DET_RANGE[0] <= det <= DET_RANGE[1]:
+        flags.append("implausible_determinant")
+    if not scale > 0:
+        flags.append("nonpositive_scale")
+    return flags
+
+
+def estimate_affine(
+    source: np.ndarray,
+    source_affine: np.ndarray,
+    template: np.ndarray,
+    template_affine: np.ndarray,
+    sampling_mm=(8.0, 4.0),
+    regularization: float = 0.01,
+    max_iterations: int = 64,
+    tolerance: float = 1e-6,
+    fwhm_mm: float = 0.0,
+    init_matrix: np.ndarray | None = None,
+    min_correlation: float = MIN_CORRELATION,
+) -> AffineResult:
+    """Estimate ``M`` (template mm -> source mm) and an intensity scale by least squares.
+
+    Parameters
+    ----------
+    source, source_affine : native image (any shape) and its voxel-to-mm affine.
+    template, template_affine : template image (MNI space) and its affine.
+    sampling_mm : coarse-to-fine distances (mm) between sample points in the template.
+    regularization : weight of the penalty on anisotropic zooms and shears (0 = none).
+    max_iterations : Gauss-Newton iterations per sampling level.
+    tolerance : relative cost decrease below which a level has converged.
+    fwhm_mm : smooth both images by this FWHM first (0 when they are already smoothed).
+    init_matrix : start; default matches centres of mass (translation only).
+    min_correlation : below this Pearson correlation between the warped source and the
+        template at the finest level, the fit is flagged ``poor_fit``.
+
+    Returns
+    -------
+    AffineResult ; never raises for a bad fit: it flags it (see :class:`AffineResult`).
+    """
+    source = np.asarray(source, dtype=np.float32)
+    template = np.asarray(template, dtype=np.float32)
+    if source.ndim != 3 or template.ndim != 3:
+        raise ValueError(f"source and template must be 3-D, got {source.shape} and {template.shape}")
+    if not (np.all(np.isfinite(source)) and np.all(np.isfinite(template))):
+        raise ValueError("source and template must be finite (NaN/Inf found)")
+    sampling_mm = [float(d) for d in np.atleast_1d(sampling_mm)]
+    if not sampling_mm or min(sampling_mm) <= 0:
+        raise ValueError(f"sampling_mm must be positive distances, got {sampling_mm}")
+    if fwhm_mm > 0:
+        source = smooth_mm(source, source_affine, fwhm_mm)
+        template = smooth_mm(template, template_affine, fwhm_mm)
+    source_affine = np.asarray(source_affine, dtype=float)
+    template_affine = np.asarray(template_affine, dtype=float)
+
+    # dimensionless intensities
+    gs, gt = global_mean(source), global_mean(template)
+    f = source / gs if gs > 0 else source
+    g_img = template / gt if gt > 0 else template
+    grads = [np.ascontiguousarray(gr, dtype=np.float32) for gr in np.gradient(f)]
+    src_inv = np.linalg.inv(source_affine)
+
+    if init_matrix is None:
+        init_matrix = np.eye(4)
+        init_matrix[:3, 3] = centre_of_mass_mm(source, source_affine) - centre_of_mass_mm(template, template_affine)
+    init_matrix = np.asarray(init_matrix, dtype=float)
+    p = spm_imatrix(init_matrix)
+    s = None
+    iters, converged_levels, flags = [], [], []
+    problem = None
+    for level, spacing in enumerate(sampling_mm):
+        vox = _sample_points(template.shape, template_affine, spacing)
+        g = map_coordinates(g_img, vox, order=1, mode="nearest", prefilter=False).astype(float)
+        x = np.c_[(template_affine[:3, :3] @ vox + template_affine[:3, 3:4]).T, np.ones(vox.shape[1])]
+        problem = _Problem(f, grads, src_inv, g, x, regularization)
+        if s is None:  # least-squares scale at the start
+            fv = problem.residual(p, 0.0)[2]
+            s = float(fv @ g / (g @ g)) if g @ g > 0 else 1.0
+        lam = 1e-3
+        cost, grad, h = problem.linearise(p, s)
+        n_it, converged = 0, False
+        for n_it in range(1, max_iterations + 1):
+            improved = False
+            while lam < 1e10:
+                a = h + lam * np.diag(np.diag(h)) + 1e-12 * np.eye(13)
+                try:
+                    step = -np.linalg.solve(a, grad)
+                except np.linalg.LinAlgError:
+                    lam *= 10
+                    continue
+                p_new, s_new = p + step[:12], s + step[12]
+                c_new = problem.cost(p_new, s_new)
+                if c_new < cost:
+                    improved = True
+                    break
+                lam *= 10
+            if not improved:  # no descent direction left: a (local) minimum
+                converged = True
+                break
+            rel = (cost - c_new) / max(cost, 1e-30)
+            p, s = p_new, s_new
+            lam = max(lam / 10, 1e-7)
+            cost, grad, h = problem.linearise(p, s)
+            if rel < tolerance:
+                converged = True
+                break
+        iters.append(n_it)
+        converged_levels.append(converged)
+        log.debug("level %d (%.1f mm, %d points): %d iterations, cost %.5g", level, spacing, problem.n, n_it, cost)
+
+    matrix = spm_matrix(p)
+    init_params = spm_imatrix(init_matrix)
+    s0 = s  # re-fit the scale at the start for a fair comparison
+    fv0 = problem.residual(init_params, 0.0)[2]
+    if problem.g @ problem.g > 0:
+        s0 = float(fv0 @ problem.g / (problem.g @ problem.g))
+    initial_cost = problem.cost(init_params, s0)
+    final_cost = problem.cost(p, s) if np.all(np.isfinite(p)) and np.isfinite(s) else np.nan
+    corr = np.nan
+    if not (np.all(np.isfinite(matrix)) and np.isfinite(final_cost) and np.isfinite(s)):
+        flags.append("nonfinite")
+    else:
+        if final_cost > initial_cost * (1 + 1e-9):
+            flags.append("cost_increase")
+        flags += _plausibility_flags(matrix, p, s)
+        fv = problem.residual(p, s)[2]
+        if np.std(fv) > 0 and np.std(problem.g) > 0:
+            corr = float(np.corrcoef(fv, problem.g)[0, 1])
+        if not corr >= min_correlation:
+            flags.append("poor_fit")
+    converged = bool(converged_levels[-1]) if converged_levels else False
+    if not converged:
+        flags.append("not_converged")
+    diverged = any(fl != "not_converged" for fl in flags)
+    return AffineResult(
+        matrix=matrix,
+        params=p,
+        scale=float(s * gs / gt) if gt > 0 and gs > 0 else float(s),
+        cost=float(final_cost),
+        initial_cost=float(initial_cost),
+        correlation=float(corr),
+        iterations=int(sum(iters)),
+        iterations_per_level=iters,
+        converged=converged,
+        diverged=diverged,
+        flags=flags,
+        initial_matrix=init_matrix,
+    )
+
+
+def register(source, source_affine, template, template_affine, fwhm_mm: float = 8.0, **kwargs) -> AffineResult:
+    """Smooth both images by ``fwhm_mm`` and :func:`estimate_affine` (convenience)."""
+    return estimate_affine(source, source_affine, template, template_affine, fwhm_mm=fwhm_mm, **kwargs)
