@@ -1,1 +1,147 @@
-# rules of the 'stats' stage (to come)
+# Cluster-uptake statistics (S1): the extrastriatal clusters of setting
+# config["stats"]["roi_setting"] become ROIs; their mean scaled uptake is compared
+# between reduced and normal (t-tests, ROC) in train and test and correlated with
+# the ipsilateral putamen SBR; Figs. 4-5; the putamen SBR as a conventional classifier.
+
+ROI_SETTING = config["stats"]["roi_setting"]
+
+
+def scaled_images(wildcards):
+    """The scaled, mirrored MNI image of every subject, in SUBJECTS order."""
+    return expand(
+        res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS
+    )
+
+
+def stats_targets():
+    """What the stats stage contributes to `rule all`."""
+    return [
+        res("stats", "ttests.tsv"),
+        res("stats", "roc.tsv"),
+        res("stats", "correlation.tsv"),
+        res("stats", "focus.json"),
+        res("stats", "uptake_statistics.html"),
+        res("figures", "fig4_focus_uptake.png"),
+        res("figures", "fig5_uptake_vs_sbr.png"),
+        res("stats", "sbr_comparator.tsv"),
+    ]
+
+
+rule cluster_uptake:
+    """Mean scaled uptake of every subject in every cluster; the images are read once and stacked."""
+    input:
+        images=scaled_images,
+        clusters_nii=res("group", ROI_SETTING, "clusters.nii.gz"),
+        clusters_tsv=res("group", ROI_SETTING, "clusters.tsv"),
+    output:
+        uptake=res("stats", "uptake.tsv"),
+    log:
+        log("cluster_uptake.log"),
+    benchmark:
+        bench("cluster_uptake.tsv")
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        subjects=SUBJECTS,
+    script:
+        "../../scripts/cluster_uptake.py"
+
+
+rule compute_uptake_statistics:
+    """t-tests (train, test) with Holm, ROC with DeLong CI, correlation with the putamen SBR; the focus cluster."""
+    input:
+        uptake=res("stats", "uptake.tsv"),
+        participants=participants_tsv(),
+        split=res("split", "split.tsv"),
+        sbr=res("quant", "sbr.tsv"),
+        clusters_tsv=res("group", ROI_SETTING, "clusters.tsv"),
+    output:
+        ttests=report(
+            res("stats", "ttests.tsv"),
+            caption="../report/stats_ttests.rst",
+            category="Statistics",
+            labels={"item": "t-tests of cluster uptake (table)"},
+        ),
+        roc=report(
+            res("stats", "roc.tsv"),
+            caption="../report/stats_roc.rst",
+            category="Statistics",
+            labels={"item": "ROC of cluster uptake (table)"},
+        ),
+        correlation=report(
+            res("stats", "correlation.tsv"),
+            caption="../report/stats_correlation.rst",
+            category="Statistics",
+            labels={"item": "uptake vs putamen SBR (table)"},
+        ),
+        html=report(
+            res("stats", "uptake_statistics.html"),
+            caption="../report/stats_tables.rst",
+            category="Statistics",
+            labels={"item": "all cluster statistics (view)"},
+        ),
+        focus=res("stats", "focus.json"),
+    log:
+        log("compute_uptake_statistics.log"),
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        ttest=config["stats"]["ttest"],
+        focus=config["stats"].get("focus", {}),
+        roi_setting=ROI_SETTING,
+    script:
+        "../../scripts/uptake_statistics.py"
+
+
+rule plot_stats_figures:
+    input:
+        uptake=res("stats", "uptake.tsv"),
+        participants=participants_tsv(),
+        split=res("split", "split.tsv"),
+        sbr=res("quant", "sbr.tsv"),
+        focus=res("stats", "focus.json"),
+    output:
+        fig4=report(
+            res("figures", "fig4_focus_uptake.png"),
+            caption="../report/stats_fig4.rst",
+            category="Statistics",
+            labels={"item": "Fig. 4: focus-cluster uptake and ROC"},
+        ),
+        fig5=report(
+            res("figures", "fig5_uptake_vs_sbr.png"),
+            caption="../report/stats_fig5.rst",
+            category="Statistics",
+            labels={"item": "Fig. 5: focus uptake vs putamen SBR"},
+        ),
+    log:
+        log("plot_stats_figures.log"),
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../../scripts/plot_stats_figures.py"
+
+
+rule compare_sbr_classifier:
+    """The conventional comparator: ipsilateral putamen SBR, Youden cut-off on the training set."""
+    input:
+        sbr=res("quant", "sbr.tsv"),
+        participants=participants_tsv(),
+        split=res("split", "split.tsv"),
+    output:
+        report(
+            res("stats", "sbr_comparator.tsv"),
+            caption="../report/stats_comparator.rst",
+            category="Classification",
+            labels={
+                "setting": "putamen SBR (conventional)",
+                "item": "SBR cut-off performance",
+            },
+        ),
+    log:
+        log("compare_sbr_classifier.log"),
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        column="sbr_putamen_ipsi",
+    script:
+        "../../scripts/sbr_comparator.py"
