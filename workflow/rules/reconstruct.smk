@@ -1,1 +1,33 @@
-# rules of the 'reconstruct' stage (to come)
+# Reconstruction: DICOM NM projections -> native-space SPECT (FBP, Shepp-Logan,
+# cut-off in cycles/cm, no attenuation correction unless configured).
+
+
+def projections_dicom(wildcards):
+    """The subject's projection file: the synthetic camera export, or the user's DICOM (cohort.source dicom)."""
+    if config["cohort"]["source"] == "dicom":
+        return config["cohort"]["images"].format(subject=wildcards.subject)
+    return res("cohort", "dicom", f"{wildcards.subject}.dcm")
+
+
+rule reconstruct_spect:
+    """Filtered back-projection of one subject's projections into native space (RAS+, bin-size voxels).
+
+    The JSON sidecar holds the acquisition geometry and the parameters, never header identifiers.
+    """
+    input:
+        dicom=projections_dicom,
+    output:
+        image=res("recon", "{subject}_spect.nii.gz"),
+        sidecar=res("recon", "{subject}_spect.json"),
+    log:
+        log("reconstruct_spect", "{subject}.log"),
+    benchmark:
+        bench("reconstruct_spect", "{subject}.tsv")
+    params:
+        reconstruct=config["reconstruct"],
+    group:
+        "subject"
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/reconstruct_spect.py"
