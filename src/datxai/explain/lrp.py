@@ -240,14 +240,16 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size: int = 4,
-                  device: str | torch.device = "auto") -> Iterator[CaseRelevance]:
+                  device: str | torch.device = "auto", targets: np.ndarray | None = None) -> Iterator[CaseRelevance]:
     """Relevance of every case of ``data`` ``(N, nx, ny, nz)`` (may be a memory map), batch by batch.
 
     Computation in float32 on ``device``; cases come back in input order.
+    ``targets`` ``(N,)``: output index to explain per case (default: the most activated).
     """
-    data = np.asarray(data) if not isinstance(data, np.memmap) else data
     if data.ndim != 4:
         raise ValueError(f"expected cases as (N, nx, ny, nz), got shape {data.shape}")
+    if targets is not None and len(targets) != len(data):
+        raise ValueError(f"{len(targets)} targets for {len(data)} cases")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = pick_device(device) if isinstance(device, str) else device
@@ -259,7 +261,8 @@ def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         x = torch.from_numpy(np.ascontiguousarray(data[start:stop], dtype=np.float32)).unsqueeze(1).to(dev)
-        rel, logits, tgt = relevance_batch(model, x, cfg)
+        tgt = None if targets is None else torch.as_tensor(np.asarray(targets[start:stop]), dtype=torch.long)
+        rel, logits, tgt = relevance_batch(model, x, cfg, target=tgt)
         rel, logits, tgt = rel.cpu().numpy(), logits.cpu().numpy(), tgt.cpu().numpy()
         for k in range(stop - start):
             if not np.all(np.isfinite(rel[k])):

@@ -1,0 +1,109 @@
+"""Relevance maps of one setting's test set, written as NIfTI on the full MNI grid.
+
+:func:`explain_setting` reads nothing from disk: the rule adapter and the CLI
+load the model, the dataset and the predictions, and pass them in.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import to_full
+from ..grid import Grid
+from ..io import InputError, save_nifti
+from .lrp import LRPConfig, explain_array
+
+logger = logging.getLogger(__name__)
+
+CLASSES = ("normal", "reduced")
+TABLE_COLUMNS = ("subject", "label", "predicted", "outcome", "explained", "logit", "relevance_sum", "conservation",
+                 "putamen_relevance", "argmax_agrees")
+
+
+def outcome_of(label: str, predicted: str) -> str:
+    """TP | TN | FP | FN with positive = reduced."""
+    if label not in CLASSES or predicted not in CLASSES:
+        raise ValueError(f"label/predicted must be in {CLASSES}, got {label!r}/{predicted!r}")
+    return {("reduced", "reduced"): "TP", ("normal", "normal"): "TN",
+            ("normal", "reduced"): "FP", ("reduced", "normal"): "FN"}[(label, predicted)]
+
+
+def match_predictions(subjects: list[str], labels: list[str], predictions, source: str = "predictions") -> list[str]:
+    """The predicted class per test subject (in ``subjects`` order), checked against the dataset's labels.
+
+    ``predictions`` is the evaluate table (subject, label, predicted). Raises
+    :class:`InputError` naming ``source`` when a subject is missing or a label differs.
+    """
+    pred = predictions.set_index(predictions["subject"].astype(str))
+    missing = [s for s in subjects if s not in pred.index]
+    if missing:
+        raise InputError(f"{source}: no prediction for test subject(s) {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    out = []
+    for s, lab in zip(subjects, labels):
+        if str(pred.at[s, "label"]) != lab:
+            raise InputError(f"{source}: subject {s} has label {pred.at[s, 'label']!r} but the dataset says {lab!r}")
+        p = str(pred.at[s, "predicted"])
+        if p not in CLASSES:
+            raise InputError(f"{source}: subject {s} has predicted {p!r}; expected one of {CLASSES}")
+        out.append(p)
+    return out
+
+
+def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[str], predicted: list[str],
+                    setting: str, grid: Grid, box_mm, cfg: LRPConfig, out_dir, *, putamen=None,
+                    batch_size: int = 4, device: str = "auto"):
+    """LRP maps of every case of one setting; returns the relevance table (pandas).
+
+    Parameters
+    ----------
+    model : the setting's CNN (:func:`datxai.model.load_model`).
+    data : ``(N, ...)`` the setting's test images (crop for ``striatum``), float32.
+    subjects, labels : rows of ``data`` (``test.tsv``).
+    predicted : the evaluated class per row; the map explains that class's logit
+        (the most activated output); ``argmax_agrees`` says whether this float32
+        pass agrees (borderline cases may flip between bf16 and float32).
+    grid, box_mm : the analysis grid and ``settings.striatum_box_mm`` (maps of
+        the ``striatum`` setting are placed back into the full grid, zero outside).
+    putamen : optional ``(roi bool grid.shape, n_hottest)``; adds the mean
+        relevance over the ``n`` hottest image voxels of the ipsilateral putamen ROI
+        (:func:`datxai.group.companion.putamen_relevance`).
+    out_dir : folder for ``{subject}_relevance.nii.gz`` (float32, MNI, RAS+).
+    """
+    import pandas as pd
+
+    from ..group.companion import putamen_relevance
+
+    if not (len(subjects) == len(labels) == len(predicted) == len(data)):
+        raise ValueError(f"{len(data)} images but {len(subjects)} subjects / {len(labels)} labels / "
+                         f"{len(predicted)} predictions")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = np.array([CLASSES.index(p) for p in predicted])
+    rows = []
+    for case in explain_array(model, data, cfg, batch_size=batch_size, device=device, targets=targets):
+        k = case.index
+        rel = to_full(case.relevance, setting, grid, box_mm).astype(np.float32)
+        if not np.any(rel):
+            raise FloatingPointError(f"{setting}/{subjects[k]}: the relevance map is all zero")
+        save_nifti(rel, grid.affine, out_dir / f"{subjects[k]}_relevance.nii.gz", header_extra={"mni": True})
+        put = np.nan
+        if putamen is not None:
+            roi, n = putamen
+            put = putamen_relevance(rel, to_full(np.asarray(data[k]), setting, grid, box_mm), roi, n)
+        rows.append({
+            "subject": subjects[k], "label": labels[k], "predicted": predicted[k],
+            "outcome": outcome_of(labels[k], predicted[k]), "explained": CLASSES[case.target],
+            "logit": case.logit, "relevance_sum": case.relevance_sum, "conservation": case.conservation,
+            "putamen_relevance": put, "argmax_agrees": "yes" if int(np.argmax(case.logits)) == case.target else "no",
+        })
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    flipped = table.loc[table["argmax_agrees"] == "no", "subject"].tolist()
+    if flipped:
+        logger.warning("%s: float32 arg-max differs from the evaluated prediction for %s (borderline cases); "
+                       "their maps explain the evaluated class", setting, flipped)
+    logger.info("%s: conservation (sum of map / logit) median %.4f, range %.4f .. %.4f", setting,
+                table["conservation"].median(), table["conservation"].min(), table["conservation"].max())
+    return table

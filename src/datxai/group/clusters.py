@@ -1,0 +1,197 @@
+"""Extrastriatal relevance clusters of a heat map (S1), labelled with the Harvard-Oxford atlas.
+
+1. The threshold is the ``percentile`` of the heat values inside the *allowed*
+   mask: the brain except the striatum box (values inside the box never enter).
+2. Supra-threshold voxels with positive heat inside the allowed mask form
+   clusters by ``connectivity`` (6 | 18 | 26 neighbours); clusters smaller than
+   ``min_cluster_ml`` are dropped; the rest are numbered 1..K by size
+   (ties: higher peak first).
+3. Each cluster gets its size, peak (highest heat) and heat-weighted centre of
+   mass in MNI mm, its side and the atlas regions it overlaps.
+
+Laterality (after mirroring): x < 0 = ipsilateral (I), x > 0 = contralateral
+(C). A voxel's side is its own x (so the unsided Brain-Stem is split too); a
+cluster is ``I`` or ``C`` when at most 25 % of its voxels lie on the other
+side, otherwise ``M`` (midline, both sides).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..grid import Grid
+
+logger = logging.getLogger(__name__)
+
+CLUSTER_COLUMNS = ("cluster", "n_voxels", "volume_ml", "side", "frac_ipsi", "peak_x", "peak_y", "peak_z",
+                   "com_x", "com_y", "com_z", "peak_heat", "mean_heat", "label", "labels", "threshold")
+_STRUCT = {6: 1, 18: 2, 26: 3}
+OTHER_SIDE_MAX = 0.25  # share of voxels allowed on the other side for an I/C cluster
+
+
+def allowed_mask(brain_mask: np.ndarray, box_mask: np.ndarray) -> np.ndarray:
+    """Brain voxels outside the striatum box (bool)."""
+    allowed = np.asarray(brain_mask, bool) & ~np.asarray(box_mask, bool)
+    if not allowed.any():
+        raise ValueError("the brain mask minus the striatum box is empty")
+    return allowed
+
+
+def heat_threshold(heat: np.ndarray, allowed: np.ndarray, percentile: float) -> float:
+    """The ``percentile`` (0-100, linear interpolation) of ``heat`` over the ``allowed`` voxels."""
+    if not 0 < percentile < 100:
+        raise ValueError(f"group.percentile must be in (0, 100), got {percentile!r}")
+    if heat.shape != allowed.shape:
+        raise ValueError(f"heat {heat.shape} and mask {allowed.shape} differ in shape")
+    return float(np.percentile(np.asarray(heat, np.float64)[allowed], percentile))
+
+
+def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile: float = 95.0,
+                  connectivity: int = 26, min_cluster_ml: float = 1.0) -> tuple[np.ndarray, float]:
+    """Label image (int32, 0 = none, 1..K by decreasing size) and the threshold."""
+    from scipy import ndimage
+
+    if connectivity not in _STRUCT:
+        raise ValueError(f"group.connectivity must be 6, 18 or 26, got {connectivity!r}")
+    if tuple(heat.shape) != tuple(grid.shape):
+        raise ValueError(f"heat map of shape {heat.shape} is not on the grid {grid.shape}")
+    thr = heat_threshold(heat, allowed, percentile)
+    supra = allowed & (heat > thr) & (heat > 0)
+    lab, k = ndimage.label(supra, structure=ndimage.generate_binary_structure(3, _STRUCT[connectivity]))
+    if k == 0:
+        logger.info("no voxel above the threshold %.4g (positive heat only)", thr)
+        return np.zeros(heat.shape, np.int32), thr
+    idx = np.arange(1, k + 1)
+    sizes = ndimage.sum_labels(np.ones_like(heat), lab, idx)
+    peaks = ndimage.maximum(heat, lab, idx)
+    keep = [int(i) for i, s in zip(idx, sizes) if s * grid.voxel_ml >= min_cluster_ml - 1e-12]
+    keep.sort(key=lambda i: (-sizes[i - 1], -peaks[i - 1]))
+    out = np.zeros(heat.shape, np.int32)
+    for new, old in enumerate(keep, start=1):
+        out[lab == old] = new
+    logger.info("threshold %.4g (%g th percentile outside the striatum box): %d components, %d >= %g ml",
+                thr, percentile, k, len(keep), min_cluster_ml)
+    return out, thr
+
+
+def _voxel_side(x: np.ndarray) -> np.ndarray:
+    return np.where(x < 0, "I", np.where(x > 0, "C", "M"))
+
+
+def base_name(region: str) -> str:
+    for p in ("Left_", "Right_"):
+        if region.startswith(p):
+            return region[len(p):]
+    return region
+
+
+def describe_clusters(labels: np.ndarray, heat: np.ndarray, grid: Grid, label_image: np.ndarray,
+                      region_names, threshold: float = np.nan):
+    """The cluster table (pandas, columns :data:`CLUSTER_COLUMNS`).
+
+    ``label_image`` holds 1-based indices into ``region_names`` (0 = no region),
+    e.g. :attr:`datxai.atlas.AtlasOnGrid.label_image`. ``labels`` lists every
+    region the cluster overlaps as ``Base[I|C|M]:share`` (share of the
+    cluster's voxels, descending; ``none`` = outside every atlas region);
+    ``label`` is the base name of the most frequent region.
+    """
+    import pandas as pd
+
+    xyz = grid.coords_mm()
+    rows = []
+    for c in range(1, int(labels.max(initial=0)) + 1):
+        m = labels == c
+        n = int(m.sum())
+        if n == 0:
+            continue
+        h = heat[m].astype(np.float64)
+        pts = xyz[:, m]
+        ipk = int(np.argmax(h))
+        w = np.clip(h, 0, None)
+        com = (pts * w).sum(axis=1) / w.sum() if w.sum() > 0 else pts.mean(axis=1)
+        sides = _voxel_side(pts[0])
+        frac_i, frac_c = float((sides == "I").mean()), float((sides == "C").mean())
+        side = ("I" if com[0] < 0 else "C") if min(frac_i, frac_c) <= OTHER_SIDE_MAX else "M"
+        regions = np.asarray(label_image)[m]
+        names = np.array(["none" if r == 0 else base_name(region_names[int(r) - 1]) for r in regions], dtype=object)
+        keys, counts = np.unique(np.char.add(np.char.add(names.astype(str), "["), np.char.add(sides.astype(str), "]")),
+                                 return_counts=True)
+        order = np.lexsort((keys, -counts))
+        labels_str = "; ".join(f"{keys[i]}:{counts[i] / n:.2f}" for i in order)
+        bases, bcounts = np.unique(names[names != "none"].astype(str), return_counts=True)
+        main = str(bases[np.lexsort((bases, -bcounts))[0]]) if bases.size else "none"
+        rows.append({
+            "cluster": c, "n_voxels": n, "volume_ml": n * grid.voxel_ml, "side": side, "frac_ipsi": frac_i,
+            "peak_x": pts[0, ipk], "peak_y": pts[1, ipk], "peak_z": pts[2, ipk],
+            "com_x": com[0], "com_y": com[1], "com_z": com[2],
+            "peak_heat": h[ipk], "mean_heat": h.mean(), "label": main, "labels": labels_str, "threshold": threshold,
+        })
+    return pd.DataFrame(rows, columns=list(CLUSTER_COLUMNS))
+
+
+# ----------------------------------------------------------------- validation (synthetic cohort only)
+
+RELATION_TO_SIDE = {"ipsi": "I", "contra": "C"}
+VALIDATION_COLUMNS = ("planted_region", "side", "n_subjects", "hit", "cluster", "share", "peak_heat")
+
+
+def planted_from_truth(records) -> list[tuple[str, str, int]]:
+    """Distinct planted ``(region, side I|C, n_subjects)`` from ``{subject}_truth.json`` records.
+
+    The simulator gives ``relation`` ipsi | contra relative to the more affected
+    striatum, which after mirroring is I | C.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for rec in records:
+        for p in rec.get("planted", []) or []:
+            rel = p.get("relation")
+            if rel not in RELATION_TO_SIDE:
+                raise ValueError(f"truth of {rec.get('subject', '?')}: planted relation must be ipsi|contra, got {rel!r}")
+            key = (str(p["region"]), RELATION_TO_SIDE[rel])
+            counts[key] = counts.get(key, 0) + 1
+    return [(r, s, n) for (r, s), n in sorted(counts.items())]
+
+
+def _cluster_regions(labels_str: str) -> dict[tuple[str, str], float]:
+    out = {}
+    for part in str(labels_str).split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, share = part.rsplit(":", 1)
+        base, side = name[:-1].split("[")
+        out[(base, side)] = out.get((base, side), 0.0) + float(share)
+    return out
+
+
+def compare_with_truth(clusters, planted, min_share: float = 0.10):
+    """Planted regions against the cluster table.
+
+    A planted ``(region, side)`` is hit by a cluster when at least ``min_share``
+    of the cluster's voxels lie in that region on that side. Clusters that hit
+    no planted region are listed as ``spurious`` rows (planted_region empty).
+    Returns a DataFrame with :data:`VALIDATION_COLUMNS`.
+    """
+    import pandas as pd
+
+    regions = {int(r.cluster): _cluster_regions(r.labels) for r in clusters.itertuples()}
+    heat = {int(r.cluster): float(r.peak_heat) for r in clusters.itertuples()}
+    rows, used = [], set()
+    for region, side, n in planted:
+        cands = [(regions[c].get((region, side), 0.0), c) for c in regions]
+        cands = [(s, c) for s, c in cands if s >= min_share]
+        if cands:
+            share, c = max(cands)
+            hit = [c2 for s2, c2 in cands]
+            used.update(hit)
+            rows.append({"planted_region": region, "side": side, "n_subjects": n, "hit": "yes",
+                         "cluster": ",".join(str(x) for x in sorted(hit)), "share": share, "peak_heat": heat[c]})
+        else:
+            rows.append({"planted_region": region, "side": side, "n_subjects": n, "hit": "no", "cluster": "",
+                         "share": 0.0, "peak_heat": np.nan})
+    for c in sorted(set(regions) - used):
+        rows.append({"planted_region": "", "side": "", "n_subjects": 0, "hit": "spurious", "cluster": str(c),
+                     "share": np.nan, "peak_heat": heat[c]})
+    return pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))
