@@ -102,48 +102,58 @@ def validate_sbr(measured, truth, true_cols: dict | None = None):
     Parameters
     ----------
     measured : the ``sbr.tsv`` table (per-side columns ``sbr_putamen_L/R``
-        before mirroring, ``lower_putamen_side``).
-    truth : the simulator's truth table, one row per subject.
-    true_cols : names in ``truth`` of the true putamen SBR per side and of
-        the more affected side: ``{"L": ..., "R": ..., "affected": ...}``.
-        Defaults: ``true_sbr_putamen_L``, ``true_sbr_putamen_R``,
-        ``affected_side``.
+        before mirroring, ``sbr_putamen_ipsi``, ``lower_putamen_side``).
+    truth : the simulator's truth table ``cohort_truth.tsv``, one row per
+        subject (:func:`datxai.simulate.cohort.draw_cohort`).
+    true_cols : names in ``truth`` of the true putamen SBR per side, of the
+        more affected side (L/R) and of the true class:
+        ``{"L": ..., "R": ..., "affected": ..., "class": ...}``. Defaults:
+        ``sbr_putamen_L``, ``sbr_putamen_R``, ``affected_side``, ``true_class``
+        (``class`` falls back to the visual read ``label`` when absent).
 
     Returns
     -------
-    DataFrame with one row per measure: ``pearson_r_putamen`` (measured vs
-    true putamen SBR, both sides pooled, n = 2 x subjects; P of r = 0),
-    ``pearson_r_putamen_ipsi`` (lower side), ``fraction_side_correct``
-    (reduced subjects whose lower measured side equals the true affected
-    side), with ``n`` and ``p``.
+    DataFrame ``measure, value, n, p, description`` with rows
+    ``pearson_r_putamen`` (measured vs true putamen SBR, both sides pooled,
+    n = 2 x subjects; P of the t-test of r = 0), ``pearson_r_putamen_ipsi``
+    (lower measured side vs lower true side), ``fraction_side_correct``
+    (truly reduced subjects whose lower measured putamen is the true more
+    affected side) and ``mean_bias_putamen`` (measured - true).
     """
     import pandas as pd
     from scipy import stats
 
-    cols = {"L": "true_sbr_putamen_L", "R": "true_sbr_putamen_R", "affected": "affected_side", **(true_cols or {})}
+    cols = {"L": "sbr_putamen_L", "R": "sbr_putamen_R", "affected": "affected_side", "class": "true_class",
+            **(true_cols or {})}
+    if cols["class"] not in truth.columns and "label" in truth.columns:
+        cols["class"] = "label"
     need = [c for c in cols.values() if c not in truth.columns]
     if need:
         raise ValueError(f"truth table: missing column(s) {need}; has {list(truth.columns)}")
-    d = measured.merge(truth, on="subject", how="inner", suffixes=("", "_truth"))
-    if len(d) == 0:
-        raise ValueError("no subject in common between sbr.tsv and the truth table")
+    for c in ("subject", "sbr_putamen_L", "sbr_putamen_R", "sbr_putamen_ipsi", "lower_putamen_side"):
+        if c not in measured.columns:
+            raise ValueError(f"sbr table: missing column {c!r}; has {list(measured.columns)}")
+    t = truth[["subject", *cols.values()]].rename(columns={v: f"true_{k}" for k, v in cols.items()})
+    d = measured.merge(t, on="subject", how="inner")
+    if len(d) < 3:
+        raise ValueError(f"only {len(d)} subject(s) in common between the SBR table and the truth table (need >= 3)")
     meas = np.concatenate([d["sbr_putamen_L"], d["sbr_putamen_R"]]).astype(float)
-    true = np.concatenate([d[cols["L"]], d[cols["R"]]]).astype(float)
+    true = np.concatenate([d["true_L"], d["true_R"]]).astype(float)
     r, p = stats.pearsonr(meas, true)
-    true_ipsi = np.minimum(d[cols["L"]], d[cols["R"]]).astype(float)
-    ri, pi = stats.pearsonr(d["sbr_putamen_ipsi"].astype(float), true_ipsi)
-    red = d[d["label"] == "reduced"] if "label" in d else d.iloc[0:0]
-    aff = red[cols["affected"]].astype(str).str.upper().str[0]
-    correct = (red["lower_putamen_side"].astype(str) == aff).to_numpy()
+    ri, pi = stats.pearsonr(d["sbr_putamen_ipsi"].astype(float), np.minimum(d["true_L"], d["true_R"]).astype(float))
+    red = d[d["true_class"] == "reduced"]
+    correct = (red["lower_putamen_side"].astype(str) == red["true_affected"].astype(str).str.upper().str[0]).to_numpy()
     rows = [
         {"measure": "pearson_r_putamen", "value": r, "n": len(meas), "p": p,
-         "description": "measured vs true putamen SBR, both sides pooled, Pearson r (t-test of r = 0)"},
+         "description": "measured vs true putamen SBR, both sides pooled; Pearson r, t-test of r = 0"},
         {"measure": "pearson_r_putamen_ipsi", "value": ri, "n": len(d), "p": pi,
-         "description": "measured ipsilateral (lower) vs true lower putamen SBR, Pearson r"},
+         "description": "measured ipsilateral (lower) vs true lower putamen SBR; Pearson r, t-test of r = 0"},
         {"measure": "fraction_side_correct", "value": float(correct.mean()) if correct.size else np.nan,
          "n": int(correct.size), "p": np.nan,
-         "description": "reduced subjects whose lower measured putamen is the true more affected side"},
+         "description": "truly reduced subjects whose lower measured putamen is the true more affected side"},
         {"measure": "mean_bias_putamen", "value": float(np.mean(meas - true)), "n": len(meas), "p": np.nan,
-         "description": "mean (measured - true) putamen SBR (partial volume and smoothing lower the measured SBR)"},
+         "description": "mean measured - true putamen SBR (partial volume lowers the measured SBR)"},
     ]
+    log.info("putamen SBR vs truth: r = %.3f (n = %d); affected side correct in %d / %d reduced",
+             r, len(meas), int(correct.sum()), correct.size)
     return pd.DataFrame(rows)
