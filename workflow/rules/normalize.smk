@@ -1,1 +1,155 @@
-# rules of the 'normalize' stage (to come)
+# Spatial normalisation: an FP-CIT template built from the cohort (or the user's),
+# a 12-parameter affine per subject (nipype workflow), QC and, for synthetic
+# cohorts, the error against the simulated head pose.
+
+
+def _native_path(subject):
+    if config["cohort"]["source"] == "nifti":
+        return config["cohort"]["images"].format(subject=subject)
+    return res("recon", f"{subject}_spect.nii.gz")
+
+
+def native_image(wildcards):
+    """The native-space SPECT of one subject: reconstructed, or the user's NIfTI (cohort.source nifti)."""
+    return _native_path(wildcards.subject)
+
+
+def template_candidate_images(wildcards):
+    """Native images of every subject, in SUBJECTS order; build_template picks the balanced subset by visual read."""
+    return [_native_path(s) for s in SUBJECTS]
+
+
+def template_image(wildcards):
+    """The template subjects are registered to: the user's (normalize.template) or the one built from the cohort."""
+    return config["normalize"]["template"] or res("template", "fpcit_template.nii.gz")
+
+
+def normalized_images(wildcards):
+    return expand(res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=SUBJECTS)
+
+
+def affine_jsons(wildcards):
+    return expand(res("normalized", "{subject}_affine.json"), subject=SUBJECTS)
+
+
+def truth_jsons(wildcards):
+    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=SUBJECTS)
+
+
+rule build_template:
+    """Seed from the atlas, then register, average and symmetrise a label-balanced subset of the cohort.
+
+    All native images are inputs because the subset is drawn from participants.tsv
+    (visual-read labels, config seed), which may itself be produced by the workflow.
+    """
+    input:
+        images=template_candidate_images,
+        participants=participants_tsv(),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        template=res("template", "fpcit_template.nii.gz"),
+        subjects=res("template", "template_subjects.tsv"),
+    log:
+        log("build_template.log"),
+    benchmark:
+        bench("build_template.tsv")
+    params:
+        normalize=config["normalize"],
+        grid=config["grid"],
+        seed=config["seed"],
+        subjects=SUBJECTS,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/build_template.py"
+
+
+rule normalize_to_mni:
+    """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder)."""
+    input:
+        image=native_image,
+        template=template_image,
+    output:
+        image=res("normalized", "{subject}_space-MNI_spect.nii.gz"),
+        affine=res("normalized", "{subject}_affine.json"),
+    log:
+        log("normalize_to_mni", "{subject}.log"),
+    benchmark:
+        bench("normalize_to_mni", "{subject}.tsv")
+    group:
+        "subject"
+    params:
+        normalize=config["normalize"],
+        grid=config["grid"],
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/normalize_to_mni.py"
+
+
+rule collect_registration:
+    input:
+        affines=affine_jsons,
+    output:
+        table=report(
+            res("qc", "registration.tsv"),
+            caption="../report/normalize_registration.rst",
+            category="Preprocessing QC",
+            labels={"figure": "registration per subject (table)"},
+        ),
+    log:
+        log("collect_registration.log"),
+    params:
+        subjects=SUBJECTS,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/collect_registration.py"
+
+
+rule plot_normalize_qc:
+    input:
+        images=normalized_images,
+        affines=affine_jsons,
+        template=template_image,
+    output:
+        montage=report(
+            res("qc", "normalize_montage.png"),
+            caption="../report/normalize_montage.rst",
+            category="Preprocessing QC",
+            labels={"figure": "normalisation montage"},
+        ),
+    log:
+        log("plot_normalize_qc.log"),
+    params:
+        grid=config["grid"],
+        subjects=SUBJECTS,
+        n_show=8,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/plot_normalize_qc.py"
+
+
+rule validate_registration:
+    """Synthetic cohort only: estimated affines against the simulated head poses (reads the truth)."""
+    input:
+        affines=affine_jsons,
+        truths=truth_jsons,
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        table=report(
+            res("validation", "registration_vs_truth.tsv"),
+            caption="../report/normalize_validation.rst",
+            category="Validation against the synthetic truth",
+            labels={"table": "registration error vs truth"},
+        ),
+    log:
+        log("validate_registration.log"),
+    params:
+        grid=config["grid"],
+        subjects=SUBJECTS,
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/validate_registration.py"

@@ -283,7 +283,7 @@ class _Problem:
         return float(r @ r / self.n + q @ q)
 
     def linearise(self, p, s):
-        """Cost, gradient (13,) and Gauss-Newton Hessian (13, 13) in (p, s)."""
+        """Cost, half-gradient ``J^T r / n`` (13,) and Gauss-Newton Hessian ``J^T J / n`` (13, 13) in (p, s)."""
         r, vox, _ = self.residual(p, s)
         gv = np.stack([map_coordinates(gr, vox, order=1, mode="constant", cval=0.0, prefilter=False) for gr in self.grads], axis=1)
         gmm = gv @ self.src_inv[:3, :3]  # d f / d y_mm  (n, 3)

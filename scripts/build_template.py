@@ -1,0 +1,44 @@
+"""Rule adapter: the FP-CIT template from the atlas seed and a label-balanced subset of the cohort."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import setup_logging  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from datxai.atlas import load_bundle  # noqa: E402
+from datxai.config import derive_seed  # noqa: E402
+from datxai.grid import Grid  # noqa: E402
+from datxai.io import load_nifti, save_nifti, write_tsv  # noqa: E402
+from datxai.participants import load_participants  # noqa: E402
+from datxai.register.template import build_template, seed_template, select_template_subjects  # noqa: E402
+
+sm = snakemake  # noqa: F821
+logger = setup_logging(sm)
+cfg = sm.params.normalize
+grid = Grid.from_config(sm.params.grid)
+atlas = load_bundle(sm.input.atlas, grid=grid)
+
+chosen = select_template_subjects(load_participants(sm.input.participants), cfg["template_subjects"],
+                                  derive_seed(sm.params.seed, "normalize", "template"))
+path_of = dict(zip(sm.params.subjects, sm.input.images))
+missing = [s for s in chosen if s not in path_of]
+if missing:
+    raise ValueError(f"{sm.input.participants}: template subjects {missing} have no native image")
+logger.info("template subjects (%d): %s", len(chosen), ", ".join(chosen))
+
+seed = seed_template(atlas)
+images = [load_nifti(path_of[s]) for s in chosen]
+template, records = build_template(
+    images, seed, grid, atlas.reference_mask, iterations=cfg["template_iterations"], fwhm_mm=cfg["smooth_fwhm_mm"],
+    subjects=chosen, sampling_mm=cfg["sampling_mm"], regularization=cfg["regularization"],
+    max_iterations=cfg["max_iterations"],
+)
+table = pd.DataFrame(records, columns=["subject", "iteration", "cost", "correlation", "diverged", "flags"])
+if table.empty:
+    table = pd.DataFrame({"subject": chosen, "iteration": 0})
+save_nifti(template, grid.affine, sm.output.template, header_extra={"mni": True})
+write_tsv(table, sm.output.subjects)
+logger.info("template written: max %.3f, %d iteration(s)", float(template.max()), cfg["template_iterations"])
