@@ -87,7 +87,7 @@ rule compute_uptake_statistics:
         "../../envs/stats.yaml"
     params:
         ttest=config["stats"]["ttest"],
-        focus=config["stats"].get("focus", {}),
+        focus=config["stats"]["focus"],
         roi_setting=ROI_SETTING,
     script:
         "../../scripts/uptake_statistics.py"

@@ -65,6 +65,8 @@ def plot_focus_uptake(table: pd.DataFrame, focus: dict, path, subsets=("train", 
             continue
         sns.histplot(data=s, x="uptake", hue="label", hue_order=ORDER, palette=PALETTE, bins=20,
                      element="step", stat="count", common_bins=True, ax=ax)
+        if ax.get_legend() is not None:
+            ax.get_legend().set_title("visual read")
         for lab in ORDER:
             v = s.loc[s["label"] == lab, "uptake"]
             if len(v):
@@ -108,6 +110,8 @@ def plot_uptake_vs_sbr(table: pd.DataFrame, focus: dict, path, sbr_column: str =
     fig, ax = plt.subplots(figsize=(6.5, 5))
     sns.scatterplot(data=d, x=sbr_column, y="uptake", hue="label", hue_order=ORDER, palette=PALETTE,
                     s=18, alpha=0.8, ax=ax)
+    if ax.get_legend() is not None:
+        ax.get_legend().set_title("visual read")
     lines = []
     for subset in ("all", *ORDER):
         s = d if subset == "all" else d[d["label"] == subset]
