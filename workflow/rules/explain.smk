@@ -1,1 +1,235 @@
-# rules of the 'explain' stage (to come)
+# LRP relevance maps (zennit composite by layer name) per setting, group heat maps
+# (mean TP - mean TN), extrastriatal clusters, the companion study's (S2) checks,
+# Figs 1-3 and, for the synthetic cohort, the clusters against the planted truth.
+
+COMPANION_SETTING = "full"
+
+
+def group_files(kind):
+    """Input function factory: one group map per setting, in SETTINGS order."""
+
+    def _files(wildcards):
+        return expand(res("group", "{setting}", kind), setting=SETTINGS)
+
+    return _files
+
+
+def cluster_niftis(wildcards):
+    return expand(res("group", "{setting}", "clusters.nii.gz"), setting=CLUSTER_SETTINGS)
+
+
+def cluster_tables(wildcards):
+    return expand(res("group", "{setting}", "clusters.tsv"), setting=CLUSTER_SETTINGS)
+
+
+def truth_jsons(wildcards):
+    """Synthetic cohort only: the simulator's per-subject truth (read by validation alone)."""
+    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=SUBJECTS)
+
+
+def lrp_runtime(wildcards):
+    """Minutes: ~1 s per test case at the paper's grid on a GPU, ~20 s on a CPU core pair, plus start-up."""
+    voxels = int(config["grid"]["shape"][0]) * int(config["grid"]["shape"][1]) * int(config["grid"]["shape"][2])
+    return int(10 + len(SUBJECTS) * 0.35 * 20 * voxels / (71 * 90 * 72) / 60)
+
+
+def explain_targets():
+    """What the explain/group stage contributes to `rule all`."""
+    targets = expand(res("relevance", "{setting}"), setting=SETTINGS)
+    targets += expand(res("group", "{setting}", "heat.nii.gz"), setting=SETTINGS)
+    targets += cluster_tables(None)
+    targets += [
+        res("figures", "fig1_relevance.png"),
+        res("figures", "fig2_heat_striatum.png"),
+        res("figures", "fig3_clusters.png"),
+    ]
+    if COMPANION_SETTING in SETTINGS:
+        targets += [res("companion", "putamen_relevance.tsv"), res("companion", "summary.tsv")]
+    if SYNTHETIC:
+        targets += [res("validation", "clusters_vs_truth.tsv")]
+    return targets
+
+
+rule compute_relevance:
+    """LRP from the logit of the most activated (= evaluated) output: epsilon at Linear layers, alpha2-beta1 at
+    conv4/conv3, flat at conv2/conv1, ReLUs passed through, biases out of the rules (explain.zero_params).
+    Striatum-setting maps are placed back into the full grid (zero outside the box)."""
+    input:
+        model=res("train", "{setting}", "model.pt"),
+        images=res("dataset", "{setting}", "test.npy"),
+        table=res("dataset", "{setting}", "test.tsv"),
+        predictions=res("evaluate", "{setting}_predictions.tsv"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        maps=directory(res("relevance", "{setting}")),
+    params:
+        explain=config["explain"],
+        batch_size=config["explain"]["batch_size"],
+        device=config["explain"]["device"],
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        margin_mm=config["quantify"]["putamen_margin_mm"],
+        hottest_ml=config["quantify"]["hottest_volume_ml"],
+        putamen_select=config["group"]["putamen_select"],
+    resources:
+        gpu=1,
+        runtime=lrp_runtime,
+    threads: 2
+    log:
+        log("compute_relevance", "{setting}.log"),
+    benchmark:
+        bench("compute_relevance", "{setting}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/compute_relevance.py"
+
+
+rule group_relevance:
+    input:
+        maps=res("relevance", "{setting}"),
+    output:
+        heat=res("group", "{setting}", "heat.nii.gz"),
+        mean_tp=res("group", "{setting}", "mean_tp.nii.gz"),
+        mean_tn=res("group", "{setting}", "mean_tn.nii.gz"),
+        counts=res("group", "{setting}", "group.json"),
+    params:
+        grid=config["grid"],
+    log:
+        log("group_relevance", "{setting}.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/group_relevance.py"
+
+
+rule find_clusters:
+    """Threshold: group.percentile of the heat in the brain minus the striatum box; positive heat only."""
+    input:
+        heat=res("group", "{setting}", "heat.nii.gz"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        clusters=res("group", "{setting}", "clusters.nii.gz"),
+        table=report(
+            res("group", "{setting}", "clusters.tsv"),
+            caption="../report/clusters_table.rst",
+            category="Relevance",
+            labels={"setting": "{setting}", "table": "extrastriatal relevance clusters"},
+        ),
+    params:
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        percentile=config["group"]["percentile"],
+        connectivity=config["group"]["connectivity"],
+        min_cluster_ml=config["group"]["min_cluster_ml"],
+    log:
+        log("find_clusters", "{setting}.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/find_clusters.py"
+
+
+rule companion_analyses:
+    input:
+        maps=res("relevance", COMPANION_SETTING),
+        mean_tn=res("group", COMPANION_SETTING, "mean_tn.nii.gz"),
+        mean_tp=res("group", COMPANION_SETTING, "mean_tp.nii.gz"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        table=report(
+            res("companion", "putamen_relevance.tsv"),
+            caption="../report/companion_table.rst",
+            category="Companion analyses",
+            labels={"table": "ipsilateral putamen relevance per test case"},
+        ),
+        summary=report(
+            res("companion", "summary.tsv"),
+            caption="../report/companion_summary.rst",
+            category="Companion analyses",
+            labels={"table": "putamen-relevance sign as a classifier"},
+        ),
+        histogram=report(
+            res("figures", "companion_putamen_histogram.png"),
+            caption="../report/companion_histogram.rst",
+            category="Companion analyses",
+            labels={"figure": "putamen relevance histogram (S2 Fig 5)"},
+        ),
+        panel=report(
+            res("figures", "companion_misclassified.png"),
+            caption="../report/companion_misclassified.rst",
+            category="Companion analyses",
+            labels={"figure": "misclassified cases (S2 Fig 4)"},
+        ),
+    params:
+        grid=config["grid"],
+    log:
+        log("companion_analyses.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/companion_analyses.py"
+
+
+rule plot_relevance_figures:
+    input:
+        heat=group_files("heat.nii.gz"),
+        mean_tp=group_files("mean_tp.nii.gz"),
+        mean_tn=group_files("mean_tn.nii.gz"),
+        counts=group_files("group.json"),
+        clusters=cluster_niftis,
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        fig1=report(
+            res("figures", "fig1_relevance.png"),
+            caption="../report/relevance_fig1.rst",
+            category="Relevance",
+            labels={"figure": "Fig 1: mean relevance TP, TN and heat"},
+        ),
+        fig2=report(
+            res("figures", "fig2_heat_striatum.png"),
+            caption="../report/relevance_fig2.rst",
+            category="Relevance",
+            labels={"figure": "Fig 2: heat through the striatum"},
+        ),
+        fig3=report(
+            res("figures", "fig3_clusters.png"),
+            caption="../report/relevance_fig3.rst",
+            category="Relevance",
+            labels={"figure": "Fig 3: extrastriatal clusters"},
+        ),
+    params:
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        percentile=config["group"]["percentile"],
+        settings=SETTINGS,
+        cluster_settings=CLUSTER_SETTINGS,
+    log:
+        log("plot_relevance_figures.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/plot_relevance_figures.py"
+
+
+rule validate_clusters:
+    """Synthetic cohort only; the only rule of this stage that reads the truth."""
+    input:
+        clusters=cluster_tables,
+        truth=truth_jsons,
+    output:
+        table=report(
+            res("validation", "clusters_vs_truth.tsv"),
+            caption="../report/clusters_validation.rst",
+            category="Validation against the synthetic truth",
+            labels={"table": "clusters vs planted regions"},
+        ),
+    params:
+        settings=CLUSTER_SETTINGS,
+        min_share=config["group"]["truth_min_share"],
+    log:
+        log("validate_clusters.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/validate_clusters.py"

@@ -54,7 +54,7 @@ def match_predictions(subjects: list[str], labels: list[str], predictions, sourc
 
 def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[str], predicted: list[str],
                     setting: str, grid: Grid, box_mm, cfg: LRPConfig, out_dir, *, putamen=None,
-                    batch_size: int = 4, device: str = "auto"):
+                    batch_size: int = 4, device: str = "auto", select_by: str = "image"):
     """LRP maps of every case of one setting; returns the relevance table (pandas).
 
     Parameters
@@ -68,8 +68,8 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
     grid, box_mm : the analysis grid and ``settings.striatum_box_mm`` (maps of
         the ``striatum`` setting are placed back into the full grid, zero outside).
     putamen : optional ``(roi bool grid.shape, n_hottest)``; adds the mean
-        relevance over the ``n`` hottest image voxels of the ipsilateral putamen ROI
-        (:func:`datxai.group.companion.putamen_relevance`).
+        relevance over the ``n`` hottest voxels (by ``select_by``: image | relevance)
+        of the ipsilateral putamen ROI (:func:`datxai.group.companion.putamen_relevance`).
     out_dir : folder for ``{subject}_relevance.nii.gz`` (float32, MNI, RAS+).
     """
     import pandas as pd
@@ -92,7 +92,7 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
         put = np.nan
         if putamen is not None:
             roi, n = putamen
-            put = putamen_relevance(rel, to_full(np.asarray(data[k]), setting, grid, box_mm), roi, n)
+            put = putamen_relevance(rel, to_full(np.asarray(data[k]), setting, grid, box_mm), roi, n, select_by)
         rows.append({
             "subject": subjects[k], "label": labels[k], "predicted": predicted[k],
             "outcome": outcome_of(labels[k], predicted[k]), "explained": CLASSES[case.target],
@@ -107,3 +107,50 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
     logger.info("%s: conservation (sum of map / logit) median %.4f, range %.4f .. %.4f", setting,
                 table["conservation"].median(), table["conservation"].min(), table["conservation"].max())
     return table
+
+
+def run_compute_relevance(model_path, images_npy, table_tsv, predictions_tsv, out_dir, setting: str, grid: Grid,
+                          box_mm, explain: dict | None = None, atlas=None, margin_mm: float = 6.0,
+                          hottest_ml: float = 4.0, select_by: str = "image", batch_size: int = 4,
+                          device: str = "auto"):
+    """File-level entry (rule ``compute_relevance`` and ``datxai explain``).
+
+    Reads the model (:func:`datxai.model.load_model`), ``test.npy``/``test.tsv``
+    (:func:`datxai.model.train.load_dataset`) and the evaluate predictions;
+    writes ``{subject}_relevance.nii.gz`` and ``relevance.tsv`` into ``out_dir``.
+    ``atlas`` (an :class:`~datxai.atlas.AtlasOnGrid`) adds ``putamen_relevance``
+    (ipsilateral large putamen ROI, ``quantify.putamen_margin_mm``, the hottest
+    ``quantify.hottest_volume_ml``).
+    """
+    from ..io import read_tsv, write_tsv
+    from ..model import load_model
+    from ..model.train import load_dataset
+    from ..group.companion import putamen_roi
+
+    cfg = LRPConfig.from_config(explain)
+    model, info = load_model(model_path)
+    ds = load_dataset(images_npy, table_tsv)
+    if tuple(ds.x.shape[1:]) != tuple(model.input_shape):
+        raise InputError(f"{images_npy}: images of shape {ds.x.shape[1:]} do not fit the model "
+                         f"{model_path} (input {model.input_shape})")
+    table = read_tsv(table_tsv, required=["subject", "label"])
+    labels = table["label"].astype(str).tolist()
+    predicted = match_predictions(ds.subjects, labels, read_tsv(predictions_tsv, ["subject", "label", "predicted"]),
+                                  str(predictions_tsv))
+    putamen = None
+    if atlas is not None:
+        from ..preprocess.sbr import n_hottest
+
+        putamen = (putamen_roi(atlas, margin_mm), n_hottest(hottest_ml, grid.voxel_ml))
+    logger.info("%s: LRP of %d test cases (%s), rules %s, zero_params %s", setting, len(ds.subjects),
+                model_path, resolve_layer_rules_summary(model, cfg), cfg.zero_params)
+    result = explain_setting(model, ds.x, ds.subjects, labels, predicted, setting, grid, box_mm, cfg, out_dir,
+                             putamen=putamen, batch_size=batch_size, device=device, select_by=select_by)
+    write_tsv(result, Path(out_dir) / "relevance.tsv")
+    return result
+
+
+def resolve_layer_rules_summary(model, cfg: LRPConfig) -> str:
+    from .lrp import resolve_layer_rules
+
+    return ", ".join(f"{k}={v}" for k, v in resolve_layer_rules(model, cfg.rules).items())

@@ -1,0 +1,25 @@
+"""Rule compute_relevance: LRP maps (zennit composite) of one setting's test cases, on the full MNI grid."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import setup_logging  # noqa: E402
+
+logger = setup_logging(snakemake)  # noqa: F821
+
+import torch  # noqa: E402
+
+from datxai.atlas import load_bundle  # noqa: E402
+from datxai.explain.maps import run_compute_relevance  # noqa: E402
+from datxai.grid import Grid  # noqa: E402
+
+sm = snakemake  # noqa: F821
+torch.set_num_threads(max(1, int(sm.threads)))
+grid = Grid.from_config(sm.params.grid)
+run_compute_relevance(
+    sm.input.model, sm.input.images, sm.input.table, sm.input.predictions, sm.output.maps, sm.wildcards.setting,
+    grid, sm.params.box_mm, explain=sm.params.explain, atlas=load_bundle(sm.input.atlas, grid=grid),
+    margin_mm=sm.params.margin_mm, hottest_ml=sm.params.hottest_ml, select_by=sm.params.putamen_select,
+    batch_size=sm.params.batch_size, device=sm.params.device,
+)

@@ -1,0 +1,158 @@
+"""File-level entries of the group stage, shared by the rule adapters and ``datxai group``.
+
+Each reads its inputs (validated, files named in errors), calls the science in
+:mod:`.heat`, :mod:`.clusters`, :mod:`.companion`, :mod:`.figures` and writes
+its outputs atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..grid import Grid
+from ..io import InputError, load_nifti, read_tsv, save_nifti, write_json, write_tsv
+
+logger = logging.getLogger(__name__)
+
+RELEVANCE_COLUMNS = ["subject", "label", "predicted", "outcome", "putamen_relevance"]
+
+
+def read_relevance(folder, grid: Grid):
+    """``relevance.tsv`` of a relevance folder and a loader ``subject -> map`` (checked against ``grid``)."""
+    folder = Path(folder)
+    table = read_tsv(folder / "relevance.tsv", required=RELEVANCE_COLUMNS)
+
+    def load(subject: str) -> np.ndarray:
+        data, aff = load_nifti(folder / f"{subject}_relevance.nii.gz", shape=grid.shape, allow_zero=False)
+        if not np.allclose(aff, grid.affine, atol=1e-3):
+            raise InputError(f"{folder / f'{subject}_relevance.nii.gz'}: affine differs from the analysis grid")
+        return data
+
+    return table, load
+
+
+def run_group_relevance(relevance_dir, grid: Grid, out_heat, out_tp, out_tn, out_json, setting: str = "") -> dict:
+    """Mean TP, mean TN, heat = TP - TN of one setting -> NIfTI (+ counts JSON)."""
+    from .heat import group_maps
+
+    table, load = read_relevance(relevance_dir, grid)
+    g = group_maps(table, load, setting)
+    for key, path in (("heat", out_heat), ("mean_tp", out_tp), ("mean_tn", out_tn)):
+        save_nifti(g[key], grid.affine, path, header_extra={"mni": True})
+    write_json({"setting": setting, "n_tp": g["n_tp"], "n_tn": g["n_tn"],
+                "outcomes": {k: int(v) for k, v in table["outcome"].value_counts().items()},
+                "heat_min": float(g["heat"].min()), "heat_max": float(g["heat"].max())}, out_json)
+    return g
+
+
+def run_find_clusters(heat_path, atlas, grid: Grid, box_mm, out_nii, out_tsv, percentile: float = 95.0,
+                      connectivity: int = 26, min_cluster_ml: float = 1.0):
+    """Threshold (outside the striatum box), clusters, atlas labels -> clusters.nii.gz (int16) + clusters.tsv."""
+    from ..atlas import region_names
+    from ..dataset import box_mask
+    from .clusters import allowed_mask, describe_clusters, find_clusters
+
+    heat, _ = load_nifti(heat_path, shape=grid.shape, allow_zero=True)
+    allowed = allowed_mask(atlas.brain_mask, box_mask(grid, box_mm))
+    labels, thr = find_clusters(heat, allowed, grid, percentile, connectivity, min_cluster_ml)
+    table = describe_clusters(labels, heat, grid, atlas.label_image, region_names(), thr)
+    save_nifti(labels, grid.affine, out_nii, dtype=np.int16, header_extra={"mni": True})
+    write_tsv(table, out_tsv)
+    for r in table.itertuples():
+        logger.info("cluster %d: %.2f ml, %s (%s), peak %.3g at (%.0f, %.0f, %.0f) mm", r.cluster, r.volume_ml,
+                    r.label, r.side, r.peak_heat, r.peak_x, r.peak_y, r.peak_z)
+    return table
+
+
+def run_companion(relevance_dir, mean_tn_path, mean_tp_path, atlas, grid: Grid, out_table, out_summary,
+                  out_histogram, out_panel):
+    """S2: putamen relevance per case, sign classifier, inconsistent maps, histogram and misclassified panel."""
+    import pandas as pd
+
+    from .companion import inconsistent_maps, plot_histogram, plot_misclassified, sign_classification
+    from .figures import striatum_z
+
+    table, load = read_relevance(relevance_dir, grid)
+    if table["putamen_relevance"].isna().any():
+        raise InputError(f"{relevance_dir}/relevance.tsv: putamen_relevance is missing for some cases")
+    mis = inconsistent_maps(table)
+    out = table[["subject", "label", "predicted", "outcome", "putamen_relevance"]].copy()
+    out["sign_predicted"] = np.where(out["putamen_relevance"] > 0, "reduced", "normal")
+    out["inconsistent"] = out["subject"].map(mis.set_index("subject")["inconsistent"]).fillna("")
+    write_tsv(out, out_table)
+    metrics = sign_classification(table)
+    rows = [{"classifier": k, **v} for k, v in metrics.items()]
+    n_fn, n_fp = int((mis.outcome == "FN").sum()), int((mis.outcome == "FP").sum())
+    summary = pd.DataFrame(rows)
+    summary["n_misclassified"] = len(mis)
+    summary["n_inconsistent"] = int((mis.inconsistent == "yes").sum())
+    summary["n_inconsistent_fn"] = int(((mis.inconsistent == "yes") & (mis.outcome == "FN")).sum())
+    summary["n_fn"], summary["n_fp"] = n_fn, n_fp
+    write_tsv(summary, out_summary)
+    logger.info("putamen-sign classifier: accuracy %.3f, sensitivity %.3f, specificity %.3f (n=%d); "
+                "%d of %d misclassified maps inconsistent (%d of %d FN)", metrics["putamen_sign"]["accuracy"],
+                metrics["putamen_sign"]["sensitivity"], metrics["putamen_sign"]["specificity"], len(table),
+                summary["n_inconsistent"].iloc[0], len(mis), summary["n_inconsistent_fn"].iloc[0], n_fn)
+    plot_histogram(table, out_histogram)
+    mean_tn, _ = load_nifti(mean_tn_path, shape=grid.shape, allow_zero=True)
+    mean_tp, _ = load_nifti(mean_tp_path, shape=grid.shape, allow_zero=True)
+    maps = {s: load(s) for s in mis["subject"]}
+    plot_misclassified(maps, dict(zip(mis.subject, mis.outcome)), mean_tn, mean_tp, grid, striatum_z(atlas),
+                       out_panel, putamen=dict(zip(mis.subject, mis.putamen_relevance)))
+    return out, summary
+
+
+def run_figures(group: dict, clusters: dict, atlas, grid: Grid, box_mm, percentile: float, out_fig1, out_fig2,
+                out_fig3):
+    """Figs 1-3. ``group``: setting -> ``{heat, mean_tp, mean_tn, json}`` paths; ``clusters``: setting -> nii path."""
+    from ..dataset import box_mask
+    from .clusters import allowed_mask, heat_threshold
+    from .figures import plot_group_maps, plot_heat_striatum, plot_thresholded_heat, striatum_z
+
+    maps = {}
+    for s, paths in group.items():
+        g = {k: load_nifti(paths[k], shape=grid.shape, allow_zero=True)[0] for k in ("heat", "mean_tp", "mean_tn")}
+        with open(paths["json"]) as fh:
+            counts = json.load(fh)
+        g.update(n_tp=counts["n_tp"], n_tn=counts["n_tn"])
+        maps[s] = g
+    z = striatum_z(atlas)
+    plot_group_maps(maps, grid, z, out_fig1)
+    plot_heat_striatum({s: g["heat"] for s, g in maps.items()}, grid, z, out_fig2, t1=atlas.t1)
+    allowed = allowed_mask(atlas.brain_mask, box_mask(grid, box_mm))
+    cl = {s: load_nifti(p, shape=grid.shape, allow_zero=True)[0].astype(int) for s, p in clusters.items()}
+    thr = {s: heat_threshold(maps[s]["heat"], allowed, percentile) for s in clusters}
+    plot_thresholded_heat({s: maps[s]["heat"] for s in clusters}, cl, thr, grid, atlas.t1, box_mm, out_fig3)
+
+
+def run_validate_clusters(cluster_tables: dict, truth_jsons, out_tsv, min_share: float = 0.10):
+    """Synthetic cohort only: planted regions vs each setting's clusters -> one TSV with a ``setting`` column."""
+    import pandas as pd
+
+    from .clusters import compare_with_truth, planted_from_truth
+
+    records = []
+    for p in truth_jsons:
+        try:
+            with open(p) as fh:
+                records.append(json.load(fh))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{p}: not a readable truth JSON ({exc})") from exc
+    planted = planted_from_truth(records)
+    if not planted:
+        logger.warning("the synthetic truth holds no planted extrastriatal effect")
+    parts = []
+    for setting, path in cluster_tables.items():
+        table = read_tsv(path, required=["cluster", "labels", "peak_heat"])
+        v = compare_with_truth(table, planted, min_share)
+        v.insert(0, "setting", setting)
+        parts.append(v)
+        logger.info("%s: %d of %d planted region-sides hit, %d spurious clusters", setting, (v.hit == "yes").sum(),
+                    len(planted), (v.hit == "spurious").sum())
+    out = pd.concat(parts, ignore_index=True)
+    write_tsv(out, out_tsv)
+    return out
