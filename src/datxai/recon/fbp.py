@@ -19,9 +19,10 @@ The algorithm follows Kak & Slaney (1988, ch. 3) and MATLAB ``iradon``:
    360 degrees) and by ``1 / bin_mm`` so that the result is in value units
    (a uniform disc of value ``c`` gives ``~c``).
 
-Back-projection is a fixed sparse operator ``(m * m, n_angles * n_bins)`` (two
-non-zeros per voxel and view), cached per geometry and applied to all slices
-of all subjects at once: ``scipy.sparse`` on the numpy path, ``torch.sparse``
+Back-projection is a fixed sparse operator ``(m * m, n_views * n_bins)`` (two
+non-zeros per voxel and view; views 180 degrees apart are first added, bins
+reversed, so 360-degree data costs one half-turn), cached per geometry and
+applied to all slices of all subjects at once: ``scipy.sparse`` on the numpy path, ``torch.sparse``
 (CPU or CUDA) on the torch path.
 """
 
@@ -115,6 +116,31 @@ def angle_weights(angles_deg) -> np.ndarray:
     return np.deg2rad(w)
 
 
+def fold_opposite_views(angles_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Pair views 180 degrees apart (``p(theta + 180, s) = p(theta, -s)``).
+
+    Returns ``keep`` (indices of the views that are back-projected) and
+    ``partner`` (for each kept view the index of its opposite view, or -1).
+    Adding the partner's bin-reversed filtered projection to the kept one
+    before back-projection is exact (bin ``b`` at ``theta + 180`` is bin
+    ``n_bins - 1 - b`` at ``theta``) and halves the work for 360-degree data.
+    """
+    a = np.mod(np.asarray(angles_deg, dtype=float), 360.0)
+    free = {}
+    keep, partner = [], []
+    for i, ai in enumerate(a):
+        k = round(float(np.mod(ai + 180.0, 360.0)), 6) % 360.0
+        j = free.get(k)
+        if j is not None and partner[j] < 0:
+            partner[j] = i
+            free.pop(k)
+            continue
+        free.setdefault(round(float(ai), 6) % 360.0, len(keep))
+        keep.append(i)
+        partner.append(-1)
+    return np.asarray(keep, dtype=np.int64), np.asarray(partner, dtype=np.int64)
+
+
 def _check_choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -122,9 +148,8 @@ def _check_choice(name, value, allowed):
 
 @functools.lru_cache(maxsize=8)
 def _backprojector(angles_key: tuple, n_bins: int, output_size: int, interpolation: str, circle: bool) -> sp.csr_matrix:
-    """Sparse back-projection ``(m * m, n_angles * n_bins)``, float32, weights in radians (pixel units)."""
+    """Sparse back-projection ``(m * m, n_angles * n_bins)``, float32, interpolation weights only."""
     theta = np.deg2rad(np.asarray(angles_key, dtype=float))
-    w_angle = angle_weights(angles_key)
     m = output_size
     c = np.arange(m) - (m - 1) / 2.0  # voxel centres, in bins
     x, y = np.meshgrid(c, c, indexing="ij")
@@ -136,7 +161,7 @@ def _backprojector(angles_key: tuple, n_bins: int, output_size: int, interpolati
     b = np.outer(x.astype(np.float32), cos)
     b += np.outer(y.astype(np.float32), sin)
     b += np.float32((n_bins - 1) / 2.0)
-    wv = w_angle.astype(np.float32)[None, :] * ((b >= 0) & (b <= n_bins - 1) & inside[:, None])
+    wv = ((b >= 0) & (b <= n_bins - 1) & inside[:, None]).astype(np.float32)
     col0 = (np.arange(theta.size, dtype=np.int32) * n_bins)[None, :]
     # CSR built directly: every row has the same number of slots (sorted columns);
     # invalid (voxel, view) pairs get weight 0 and are dropped by eliminate_zeros
@@ -244,12 +269,19 @@ def fbp(
     filt = fourier_filter(n_bins, filter_name, frequency_scaling(cutoff_cycles_per_cm, bin_mm)) / (2.0 * bin_mm)
     order = padded_length(n_bins)
     batch = shape[:-2]
-    key = (tuple(np.round(angles, 9).tolist()), n_bins, m, interpolation, bool(circle))
+    weights = angle_weights(angles).astype(np.float32)[:, None]  # quadrature over theta, radians
+    keep, partner = fold_opposite_views(angles)
+    paired = np.flatnonzero(partner >= 0)
+    key = (tuple(np.round(angles[keep], 9).tolist()), n_bins, m, interpolation, bool(circle))
+    n_keep = keep.size
     if backend == "numpy":
         p = np.asarray(sinograms, dtype=np.float32).reshape(-1, angles.size, n_bins)
         q = np.fft.irfft(np.fft.rfft(p, n=order, axis=-1) * filt, n=order, axis=-1)[..., :n_bins]
-        q = np.ascontiguousarray(q.reshape(q.shape[0], -1).T, dtype=np.float32)  # (n_angles * n_bins, B)
-        out = _backprojector(*key) @ q  # (m * m, B)
+        q = (q * weights).astype(np.float32, copy=False)
+        qk = q[:, keep]
+        qk[:, paired] += q[:, partner[paired], ::-1]
+        qk = np.ascontiguousarray(qk.reshape(qk.shape[0], n_keep * n_bins).T)  # (n_keep * n_bins, B)
+        out = _backprojector(*key) @ qk  # (m * m, B)
         return np.ascontiguousarray(out.T).reshape(*batch, m, m)
 
     import torch
@@ -260,8 +292,13 @@ def fbp(
     p = p.to(device=dev, dtype=torch.float32).reshape(-1, angles.size, n_bins)
     h = torch.from_numpy(filt.astype(np.float32)).to(dev)
     q = torch.fft.irfft(torch.fft.rfft(p, n=order, dim=-1) * h, n=order, dim=-1)[..., :n_bins]
-    q = q.reshape(q.shape[0], -1).T.contiguous()
-    out = (_torch_backprojector(*key, dev) @ q).T.reshape(*batch, m, m)
+    q = q * torch.from_numpy(weights).to(dev)
+    qk = q[:, torch.from_numpy(keep).to(dev)]
+    if paired.size:
+        idx = torch.from_numpy(paired).to(dev)
+        qk[:, idx] += q[:, torch.from_numpy(partner[paired]).to(dev)].flip(-1)
+    qk = qk.reshape(qk.shape[0], n_keep * n_bins).T.contiguous()
+    out = (_torch_backprojector(*key, dev) @ qk).T.reshape(*batch, m, m)
     return out if is_tensor else out.cpu().numpy()
 
 
