@@ -65,3 +65,13 @@ def test_table(tmp_path, inputs):
     assert {"git", "versions", "config", "inputs"} <= set(t["section"])
     assert "grid.voxel_mm" in set(t["key"])
     assert (t["key"] == "...").sum() == 1  # 3 files, 2 listed
+
+
+def test_cli_verify_exit_codes(tmp_path, inputs):
+    from datxai.cli import main
+
+    path = tmp_path / "provenance.json"
+    path.write_text(json.dumps(build_provenance({"seed": 1}, inputs, root=tmp_path)))
+    assert main(["stats", "verify-provenance", str(path)]) == 0
+    inputs[0].write_text("subject\tlabel\nsub-0001\treduced\n")
+    assert main(["stats", "verify-provenance", str(path)]) == 1
