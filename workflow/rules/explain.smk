@@ -15,7 +15,9 @@ def group_files(kind):
 
 
 def cluster_niftis(wildcards):
-    return expand(res("group", "{setting}", "clusters.nii.gz"), setting=CLUSTER_SETTINGS)
+    return expand(
+        res("group", "{setting}", "clusters.nii.gz"), setting=CLUSTER_SETTINGS
+    )
 
 
 def cluster_tables(wildcards):
@@ -29,7 +31,11 @@ def truth_jsons(wildcards):
 
 def lrp_runtime(wildcards):
     """Minutes: ~1 s per test case at the paper's grid on a GPU, ~20 s on a CPU core pair, plus start-up."""
-    voxels = int(config["grid"]["shape"][0]) * int(config["grid"]["shape"][1]) * int(config["grid"]["shape"][2])
+    voxels = (
+        int(config["grid"]["shape"][0])
+        * int(config["grid"]["shape"][1])
+        * int(config["grid"]["shape"][2])
+    )
     return int(10 + len(SUBJECTS) * 0.35 * 20 * voxels / (71 * 90 * 72) / 60)
 
 
@@ -44,7 +50,10 @@ def explain_targets():
         res("figures", "fig3_clusters.png"),
     ]
     if COMPANION_SETTING in SETTINGS:
-        targets += [res("companion", "putamen_relevance.tsv"), res("companion", "summary.tsv")]
+        targets += [
+            res("companion", "putamen_relevance.tsv"),
+            res("companion", "summary.tsv"),
+        ]
     if SYNTHETIC:
         targets += [res("validation", "clusters_vs_truth.tsv")]
     return targets
@@ -62,6 +71,16 @@ rule compute_relevance:
         atlas=res("atlas", "atlas_grid.npz"),
     output:
         maps=directory(res("relevance", "{setting}")),
+    log:
+        log("compute_relevance", "{setting}.log"),
+    benchmark:
+        bench("compute_relevance", "{setting}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        runtime=lrp_runtime,
     params:
         explain=config["explain"],
         batch_size=config["explain"]["batch_size"],
@@ -71,16 +90,6 @@ rule compute_relevance:
         margin_mm=config["quantify"]["putamen_margin_mm"],
         hottest_ml=config["quantify"]["hottest_volume_ml"],
         putamen_select=config["group"]["putamen_select"],
-    resources:
-        gpu=1,
-        runtime=lrp_runtime,
-    threads: 2
-    log:
-        log("compute_relevance", "{setting}.log"),
-    benchmark:
-        bench("compute_relevance", "{setting}.tsv")
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/compute_relevance.py"
 
@@ -93,12 +102,12 @@ rule group_relevance:
         mean_tp=res("group", "{setting}", "mean_tp.nii.gz"),
         mean_tn=res("group", "{setting}", "mean_tn.nii.gz"),
         counts=res("group", "{setting}", "group.json"),
-    params:
-        grid=config["grid"],
     log:
         log("group_relevance", "{setting}.log"),
     conda:
         "../../envs/torch.yaml"
+    params:
+        grid=config["grid"],
     script:
         "../../scripts/group_relevance.py"
 
@@ -114,18 +123,21 @@ rule find_clusters:
             res("group", "{setting}", "clusters.tsv"),
             caption="../report/clusters_table.rst",
             category="Relevance",
-            labels={"setting": "{setting}", "table": "extrastriatal relevance clusters"},
+            labels={
+                "setting": "{setting}",
+                "table": "extrastriatal relevance clusters",
+            },
         ),
+    log:
+        log("find_clusters", "{setting}.log"),
+    conda:
+        "../../envs/torch.yaml"
     params:
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
         percentile=config["group"]["percentile"],
         connectivity=config["group"]["connectivity"],
         min_cluster_ml=config["group"]["min_cluster_ml"],
-    log:
-        log("find_clusters", "{setting}.log"),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/find_clusters.py"
 
@@ -161,12 +173,12 @@ rule companion_analyses:
             category="Companion analyses",
             labels={"figure": "misclassified cases (S2 Fig 4)"},
         ),
-    params:
-        grid=config["grid"],
     log:
         log("companion_analyses.log"),
     conda:
         "../../envs/torch.yaml"
+    params:
+        grid=config["grid"],
     script:
         "../../scripts/companion_analyses.py"
 
@@ -198,16 +210,16 @@ rule plot_relevance_figures:
             category="Relevance",
             labels={"figure": "Fig 3: extrastriatal clusters"},
         ),
+    log:
+        log("plot_relevance_figures.log"),
+    conda:
+        "../../envs/torch.yaml"
     params:
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
         percentile=config["group"]["percentile"],
         settings=SETTINGS,
         cluster_settings=CLUSTER_SETTINGS,
-    log:
-        log("plot_relevance_figures.log"),
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/plot_relevance_figures.py"
 
@@ -224,12 +236,12 @@ rule validate_clusters:
             category="Validation against the synthetic truth",
             labels={"table": "clusters vs planted regions"},
         ),
-    params:
-        settings=CLUSTER_SETTINGS,
-        min_share=config["group"]["truth_min_share"],
     log:
         log("validate_clusters.log"),
     conda:
         "../../envs/torch.yaml"
+    params:
+        settings=CLUSTER_SETTINGS,
+        min_share=config["group"]["truth_min_share"],
     script:
         "../../scripts/validate_clusters.py"

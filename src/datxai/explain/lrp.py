@@ -260,7 +260,7 @@ def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size
     n = len(data)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        x = torch.from_numpy(np.ascontiguousarray(data[start:stop], dtype=np.float32)).unsqueeze(1).to(dev)
+        x = torch.from_numpy(np.array(data[start:stop], dtype=np.float32, copy=True)).unsqueeze(1).to(dev)
         tgt = None if targets is None else torch.as_tensor(np.asarray(targets[start:stop]), dtype=torch.long)
         rel, logits, tgt = relevance_batch(model, x, cfg, target=tgt)
         rel, logits, tgt = rel.cpu().numpy(), logits.cpu().numpy(), tgt.cpu().numpy()
