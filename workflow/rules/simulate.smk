@@ -1,1 +1,102 @@
-# rules of the 'simulate' stage (to come)
+# The synthetic cohort (cohort.source: synthetic): participants and truth, the
+# phantom anatomy, one camera export (DICOM NM) per subject, and a montage.
+# The truth under cohort/truth/ is read by validation rules only, never by the analysis.
+
+from datxai.simulate.cohort import example_subjects
+
+
+def montage_subjects():
+    """One truly normal and one truly reduced subject (drawn from the config alone, no files)."""
+    return list(example_subjects(config["simulate"], config["seed"])) if SYNTHETIC else []
+
+
+def montage_activity(wildcards):
+    return expand(res("cohort", "truth", "{subject}_activity.nii.gz"), subject=montage_subjects())
+
+
+def montage_dicom(wildcards):
+    return expand(res("cohort", "dicom", "{subject}.dcm"), subject=montage_subjects())
+
+
+def montage_truth(wildcards):
+    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=montage_subjects())
+
+
+rule simulate_participants:
+    """Draw the whole cohort at once (ages, sexes, classes, doses, binding, poses, reader flips)."""
+    output:
+        participants=res("cohort", "participants.tsv"),
+        truth=res("cohort", "truth", "cohort_truth.tsv"),
+    params:
+        simulate=config["simulate"],
+        seed=config["seed"],
+    log:
+        log("simulate_participants.log"),
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/simulate_participants.py"
+
+
+rule simulate_anatomy:
+    """The packaged atlases on the phantom grid, once per run (per-subject jobs then load it in ~0.1 s)."""
+    output:
+        res("cohort", "truth", "phantom_anatomy.npz"),
+    params:
+        simulate=config["simulate"],
+        grid=config["grid"],
+    log:
+        log("simulate_anatomy.log"),
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/simulate_anatomy.py"
+
+
+rule simulate_subject:
+    input:
+        truth=res("cohort", "truth", "cohort_truth.tsv"),
+        anatomy=res("cohort", "truth", "phantom_anatomy.npz"),
+    output:
+        dicom=res("cohort", "dicom", "{subject}.dcm"),
+        truth=res("cohort", "truth", "{subject}_truth.json"),
+        activity=res("cohort", "truth", "{subject}_activity.nii.gz"),
+    params:
+        simulate=config["simulate"],
+        grid=config["grid"],
+        seed=config["seed"],
+    log:
+        log("simulate_subject", "{subject}.log"),
+    benchmark:
+        bench("simulate_subject", "{subject}.tsv")
+    group:
+        "subject"
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/simulate_subject.py"
+
+
+rule plot_cohort_montage:
+    """Reads the truth (synthetic only) for the pose, to pick the sinogram row through the striata."""
+    input:
+        activity=montage_activity,
+        dicom=montage_dicom,
+        truth=montage_truth,
+    output:
+        report(
+            res("cohort", "figures", "montage.png"),
+            caption="../report/cohort_montage.rst",
+            category="Cohort",
+            labels={"figure": "synthetic cohort montage"},
+        ),
+    params:
+        subjects=montage_subjects(),
+        labels=["normal", "reduced"],
+        grid=config["grid"],
+    log:
+        log("plot_cohort_montage.log"),
+    conda:
+        "../../envs/recon.yaml"
+    script:
+        "../../scripts/plot_cohort_montage.py"

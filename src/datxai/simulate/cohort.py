@@ -282,13 +282,21 @@ def simulate_subject(row: dict, anat, sim: dict, seed: int) -> dict:
 
 
 def truth_record(row: dict, result: dict, identity: dict) -> dict:
-    """The per-subject truth (``{subject}_truth.json``): pose, planted effects, identifiers, binding."""
+    """The per-subject truth (``{subject}_truth.json``).
+
+    Keys: ``pose`` (4x4, ``native_mm = pose @ mni_mm``) and its parameters,
+    ``planted`` (``region, side L|R, relation ipsi|contra, reduction``),
+    ``regional_binding``, ``noise_free_binding`` (mean binding over atlas
+    voxels of probability >= 0.5), the true class/side/SBR, counts and
+    ``dicom_identifiers`` (the fake identifiers written into the DICOM).
+    """
     keep = ("true_class", "label", "affected_side", "age", "sex", "dose_mbq", "head_scale",
+            "rot_x_deg", "rot_y_deg", "rot_z_deg", "trans_x_mm", "trans_y_mm", "trans_z_mm",
             "sbr_putamen_L", "sbr_putamen_R", "sbr_caudate_L", "sbr_caudate_R", "latent")
     return {
         "subject": result["subject"],
         **{k: row[k] for k in keep},
-        "pose_mni_to_native": np.asarray(result["pose"]).tolist(),
+        "pose": np.asarray(result["pose"]).tolist(),
         "pose_convention": "native_mm = pose @ mni_mm (datxai.geometry)",
         "planted": result["planted"],
         "regional_binding": [{"region": b, "side": s, "binding": float(v)}
@@ -298,3 +306,39 @@ def truth_record(row: dict, result: dict, identity: dict) -> dict:
         "expected_counts": float(row["counts_mcounts"]) * 1e6,
         "dicom_identifiers": identity,
     }
+
+
+def write_participants(sim: dict, seed: int, participants_path, truth_path):
+    """Draw the cohort and write ``participants.tsv`` and ``truth/cohort_truth.tsv``. Returns the truth table."""
+    from ..io import write_tsv
+
+    truth = draw_cohort(sim, seed)
+    write_tsv(truth, truth_path)
+    write_tsv(participants(truth), participants_path)
+    return truth
+
+
+def write_subject(subject: str, truth_tsv, anatomy_npz, sim: dict, grid_cfg: dict, seed: int,
+                  dicom_path, truth_json, activity_nii) -> dict:
+    """Simulate one subject and write its DICOM, truth JSON and noise-free activity (analysis grid, unposed).
+
+    Returns the subject's truth record. Outputs are written atomically.
+    """
+    from ..grid import Grid
+    from ..io import read_tsv, save_nifti, write_json
+    from . import dicom, phantom
+
+    truth = read_tsv(truth_tsv, required=["subject", "true_class", "affected_side"])
+    row = subject_row(truth, subject)
+    anat = phantom.PhantomAnatomy.load(anatomy_npz)
+    result = simulate_subject(row, anat, sim, seed)
+    identity = dicom.fake_identity(seed, subject, int(row["age"]), row["sex"])
+    dicom.write_nm(dicom_path, result["counts"], result["camera"], subject, identity, seed,
+                   int(row["age"]), row["sex"], float(row["dose_mbq"]))
+    grid = Grid.from_config(grid_cfg)
+    save_nifti(phantom.to_analysis_grid(result["activity"], anat.grid, grid), grid.affine, activity_nii,
+               header_extra={"mni": True})
+    record = truth_record(row, result, identity)
+    write_json(record, truth_json)
+    log.info("%s (%s): %d counts in %d frames", subject, row["true_class"], record["total_counts"], result["counts"].shape[0])
+    return record
