@@ -6,7 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import setup_logging  # noqa: E402
 
-from datxai.dataset import build_dataset  # noqa: E402
+from datxai.dataset import build_dataset, plot_class_means  # noqa: E402
 from datxai.grid import Grid  # noqa: E402
 from datxai.io import read_tsv, write_tsv  # noqa: E402
 from datxai.participants import load_participants  # noqa: E402
@@ -25,3 +25,4 @@ for subset, npy, tsv in zip(SUBSETS, sm.output.npy, sm.output.tsv):
     table = build_dataset(images, subjects, labels, sm.wildcards.setting, grid, sm.params.box_mm, npy)
     write_tsv(table, tsv)
     logger.info("%s/%s: %d subjects (%d reduced)", sm.wildcards.setting, subset, len(table), int(table["y"].sum()))
+plot_class_means(sm.output.npy[0], sm.output.tsv[0], sm.output.figure, sm.wildcards.setting)

@@ -89,3 +89,15 @@ def test_stacking_fails_whole(tmp_path):
     # an empty subset (e.g. val of size 0) is a valid (0, ...) array
     build_dataset(images, [], {}, "striatum", GRID, BOX, out)
     assert np.load(out).shape == (0, 5, 5, 4)
+
+
+def test_class_means_figure(tmp_path, rng):
+    from datxai.dataset import plot_class_means
+
+    np.save(tmp_path / "train.npy", rng.random((3, 5, 5, 4)).astype(np.float32))
+    (tmp_path / "train.tsv").write_text("subject\tlabel\ty\nsub-1\tnormal\t0\nsub-2\treduced\t1\nsub-3\tnormal\t0\n")
+    plot_class_means(tmp_path / "train.npy", tmp_path / "train.tsv", tmp_path / "f.png", "striatum")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "train.tsv").write_text("subject\tlabel\ty\nsub-1\tnormal\t0\n")
+    with pytest.raises(ValueError, match="1 rows but"):
+        plot_class_means(tmp_path / "train.npy", tmp_path / "train.tsv", tmp_path / "g.png", "striatum")

@@ -146,3 +146,45 @@ def build_dataset(images: dict, subjects: list[str], labels: dict, setting: str,
     table["y"] = (table["label"] == "reduced").astype(int)
     log.info("%s: %d images of shape %s (%d reduced)", out_npy, len(subjects), shape, int(table["y"].sum()))
     return table
+
+
+def plot_class_means(npy, tsv, path, setting: str) -> None:
+    """QC figure: mean image per visual read (rows) of one stacked subset, three axial slices (columns).
+
+    Slices are shown in neurological orientation with x
+    horizontal: left of each panel = ipsilateral (I), right = contralateral
+    (C); anterior up. One colour scale per figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    arr = np.load(npy, mmap_mode="r")
+    table = pd.read_csv(tsv, sep="\t")
+    if len(table) != arr.shape[0]:
+        raise ValueError(f"{tsv}: {len(table)} rows but {npy} holds {arr.shape[0]} images")
+    nz = arr.shape[3]
+    zs = sorted({int(round(f * (nz - 1))) for f in (0.3, 0.5, 0.7)})
+    means = {lab: (np.asarray(arr[(table["label"] == lab).to_numpy()]).mean(axis=0) if (table["label"] == lab).any()
+                   else np.zeros(arr.shape[1:], np.float32)) for lab in ("normal", "reduced")}
+    vmax = max(float(m.max()) for m in means.values()) or 1.0
+    fig, axes = plt.subplots(2, len(zs), figsize=(2.6 * len(zs), 5.4), squeeze=False)
+    for r, (lab, m) in enumerate(means.items()):
+        n = int((table["label"] == lab).sum())
+        for c, z in enumerate(zs):
+            ax = axes[r, c]
+            ax.imshow(m[:, :, z].T, origin="lower", cmap="magma", vmin=0, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.text(0.03, 0.03, "I", color="w", transform=ax.transAxes, fontsize=9)
+            ax.text(0.93, 0.03, "C", color="w", transform=ax.transAxes, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{lab} (n = {n})")
+            if r == 0:
+                ax.set_title(f"axial slice {z + 1}/{nz}", fontsize=9)
+    fig.suptitle(f"setting '{setting}': mean scaled image by visual read ({Path(npy).stem} set)")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)

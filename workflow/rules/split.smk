@@ -4,7 +4,9 @@
 
 def scaled_images(wildcards):
     """Scaled (and mirrored) images of every subject, in SUBJECTS order."""
-    return expand(res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS)
+    return expand(
+        res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS
+    )
 
 
 rule split_cohort:
@@ -43,8 +45,20 @@ rule build_dataset:
         split=res("split", "split.tsv"),
         participants=participants_tsv(),
     output:
-        npy=expand(res("dataset", "{{setting}}", "{subset}.npy"), subset=["train", "val", "test"]),
-        tsv=expand(res("dataset", "{{setting}}", "{subset}.tsv"), subset=["train", "val", "test"]),
+        npy=expand(
+            res("dataset", "{{setting}}", "{subset}.npy"),
+            subset=["train", "val", "test"],
+        ),
+        tsv=expand(
+            res("dataset", "{{setting}}", "{subset}.tsv"),
+            subset=["train", "val", "test"],
+        ),
+        figure=report(
+            res("figures", "dataset_{setting}.png"),
+            caption="../report/dataset_class_means.rst",
+            category="Preprocessing QC",
+            labels={"figure": "class means", "setting": "{setting}"},
+        ),
     log:
         log("build_dataset", "{setting}.log"),
     benchmark:

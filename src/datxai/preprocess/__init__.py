@@ -40,6 +40,22 @@ def load_atlas(bundle=None, grid=None):
     return _atlas.atlas_on_grid(grid)
 
 
+_NOTED: set = set()
+
+
+def _note_coarse_grid(atlas, n: int) -> None:
+    """Log once per grid when the hottest volume is not small against the atlas putamen (coarse grids)."""
+    grid = atlas.grid
+    if grid in _NOTED:
+        return
+    _NOTED.add(grid)
+    core = int(min((atlas.prob("Putamen", s) >= 0.5).sum() for s in ("L", "R")))
+    if n > 0.5 * core:
+        log.info("coarse grid (%.3g mm): the %d hottest voxels (%.3g ml) are %d%% of the atlas putamen (%d voxels); "
+                 "the SBR approaches a whole-putamen mean and is lower than at the paper's 2 mm grid",
+                 grid.voxel_mm, n, n * grid.voxel_ml, round(100 * n / max(core, 1)), core)
+
+
 def scale_and_quantify(image: np.ndarray, atlas, percentile: float = 75.0, margin_mm: float = 6.0,
                        hottest_ml: float = 4.0) -> tuple[np.ndarray, dict]:
     """Scale, quantify and mirror one MNI-space image.
@@ -66,6 +82,7 @@ def scale_and_quantify(image: np.ndarray, atlas, percentile: float = 75.0, margi
         raise ValueError(f"image shape {image.shape} does not match the analysis grid {grid.shape}")
     scaled, ref = scale_image(image, atlas.reference_mask, percentile)
     n = n_hottest(hottest_ml, grid.voxel_ml)
+    _note_coarse_grid(atlas, n)
     per_side = striatal_sbr(scaled, striatal_rois(atlas, margin_mm), n)
     out, lat = lateralise(scaled, per_side)
     record = {"reference_p75": ref, "reference_percentile": float(percentile), "n_hottest": n,
