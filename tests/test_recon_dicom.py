@@ -203,3 +203,31 @@ def test_reconstruct_file_geometry_and_no_identifiers(tmp_path, caplog):
     text = json.dumps(summary) + caplog.text
     for secret in (NAME, PID, "19480317", "20190612", "ACC99812", "Doe"):
         assert secret.encode() not in raw and secret not in text
+
+
+def test_cli_reconstruct_and_refusal(tmp_path):
+    import argparse
+
+    from datxai.recon.cli import add_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers())
+
+    def main(argv):  # as datxai.cli.main, without importing every other stage
+        args = parser.parse_args(argv)
+        try:
+            return args.func(args)
+        except ValueError:
+            return 2
+
+    frames = np.zeros((2, 10, 4, 15), np.uint16)
+    frames[..., 5:10] = 40  # a centred slab: a disc-like object in every slice
+    dcm = save(make_nm(frames, [0.0, 180.0], 18.0, "CC", bin_mm=5.0), tmp_path / "s.dcm")
+    out = tmp_path / "o" / "s.nii.gz"
+    assert main(["reconstruct", str(dcm), str(out), "--chang", "--output-size", "16", "--filter", "hann"]) == 0
+    vol, aff = load_nifti(out)
+    assert vol.shape == (16, 16, 4) and np.allclose(aff, native_affine(16, 4, 5.0))
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"\x00" * 300)
+    assert main(["reconstruct", str(bad), str(tmp_path / "o" / "bad.nii.gz")]) == 2
+    assert not (tmp_path / "o" / "bad.nii.gz").exists()

@@ -23,11 +23,11 @@ rule reconstruct_spect:
         log("reconstruct_spect", "{subject}.log"),
     benchmark:
         bench("reconstruct_spect", "{subject}.tsv")
-    params:
-        reconstruct=config["reconstruct"],
     group:
         "subject"
     conda:
         "../../envs/recon.yaml"
+    params:
+        reconstruct=config["reconstruct"],
     script:
         "../../scripts/reconstruct_spect.py"
