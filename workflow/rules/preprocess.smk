@@ -3,11 +3,6 @@
 # lower putamen is left (ipsilateral); then one SBR table and its QC.
 
 
-def sbr_jsons(wildcards):
-    """Per-subject SBR files of every subject, in SUBJECTS order."""
-    return expand(res("quant", "{subject}_sbr.json"), subject=SUBJECTS)
-
-
 rule scale_and_quantify:
     """Scale, quantify and mirror one normalised image; the scaled image is mirrored when the right putamen SBR is lower."""
     input:
@@ -33,7 +28,7 @@ rule scale_and_quantify:
 
 rule collect_sbr:
     input:
-        sbr=sbr_jsons,
+        sbr=expand(res("quant", "{subject}_sbr.json"), subject=SUBJECTS),
         participants=participants_tsv(),
     output:
         table=report(

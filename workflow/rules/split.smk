@@ -2,13 +2,6 @@
 # per setting (full, striatum, nostriatum) and subset.
 
 
-def scaled_images(wildcards):
-    """Scaled (and mirrored) images of every subject, in SUBJECTS order."""
-    return expand(
-        res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS
-    )
-
-
 rule split_cohort:
     """Sex x class strata, n_draws seeded random splits, the most age-balanced kept; ANOVA of age and sex."""
     input:
@@ -41,7 +34,10 @@ rule split_cohort:
 rule build_dataset:
     """Stack one setting's images per subset (float32, N x nx x ny x nz, rows in split order)."""
     input:
-        images=scaled_images,
+        images=expand(
+            res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"),
+            subject=SUBJECTS,
+        ),
         split=res("split", "split.tsv"),
         participants=participants_tsv(),
     output:
