@@ -231,3 +231,32 @@ def test_cli_reconstruct_and_refusal(tmp_path):
     bad.write_bytes(b"\x00" * 300)
     assert main(["reconstruct", str(bad), str(tmp_path / "o" / "bad.nii.gz")]) == 2
     assert not (tmp_path / "o" / "bad.nii.gz").exists()
+
+
+@pytest.mark.parametrize("rotation, n_heads", [("CW", 2), ("CC", 1)])
+def test_reads_the_synthetic_camera_export(tmp_path, rotation, n_heads):
+    # the simulator's exporter (another stage) and this reader must agree on the geometry
+    sim = pytest.importorskip("datxai.simulate.dicom")
+    from datxai.simulate.camera import Camera
+
+    cam = Camera(n_bins=24, bin_mm=5.0, n_views=36, n_heads=n_heads, rotation=rotation)
+    theta = np.deg2rad(cam.angles_deg())[:, None]
+    s = bin_positions(cam.n_bins, cam.bin_mm)[None, :]
+    x0, y0 = 15.0, -25.0  # a rod along z, off centre
+    sino = 2 * np.sqrt(np.clip(12.0**2 - (s - x0 * np.cos(theta) - y0 * np.sin(theta)) ** 2, 0, None))
+    counts = np.round(10 * np.repeat(sino[:, None, :], cam.n_rows, axis=1)).astype(np.int64)
+    ident = sim.fake_identity(1, "sub-0001", 70, "F")
+    path = sim.write_nm(tmp_path / "sub-0001.dcm", counts, cam, "sub-0001", ident, 1, 70, "F", 150.0)
+    p = read_projections(path)
+    assert np.allclose(p.angles_deg, cam.angles_deg()) and p.direction == rotation
+    assert np.array_equal(p.frames, counts.astype(np.float32))
+    out = tmp_path / "sub-0001_spect.nii.gz"
+    summary = reconstruct_file(path, out, {"filter": "ram-lak", "cutoff_cycles_per_cm": None})
+    vol, aff = load_nifti(out)
+    w = vol[..., cam.n_rows // 2] * (vol[..., cam.n_rows // 2] > 0.5 * vol.max())
+    c = (np.arange(cam.n_bins) - (cam.n_bins - 1) / 2) * cam.bin_mm
+    assert (w.sum(1) * c).sum() / w.sum() == pytest.approx(x0, abs=1.0)
+    assert (w.sum(0) * c).sum() / w.sum() == pytest.approx(y0, abs=1.0)
+    raw = gzip.decompress(out.read_bytes()).decode("latin-1") + json.dumps(summary)
+    for value in ident.values():
+        assert value not in raw
