@@ -85,7 +85,8 @@ def main(argv=None):
     rows = []
     t_sk, _ = timed(skimage_study, 1)
     rows.append(("skimage iradon (loop over slices)", t_sk, 0.0))
-    for backend, device in [("numpy", "cpu"), ("torch", "cpu")] + ([("torch", "cuda")] if torch.cuda.is_available() else []):
+    variants = [("numpy", "cpu"), ("torch", "cpu")] + ([("torch", "cuda")] if torch.cuda.is_available() else [])
+    for backend, device in variants:
         fbp_mod._backprojector.cache_clear()
         fbp_mod._torch_backprojector.cache_clear()
         t_cold, _ = timed(lambda: ours(backend, device), 1)

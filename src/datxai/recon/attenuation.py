@@ -53,7 +53,7 @@ def exit_path_lengths(mask: np.ndarray, theta_deg: float, voxel_mm: float) -> np
     ``mask`` is ``(nx, ny)`` or ``(nx, ny, nz)`` (axis 0 = x, axis 1 = y, in-plane
     voxels of ``voxel_mm``, centre of rotation at the array centre). Computed by
     resampling the mask on a grid rotated so that ``d(theta)`` is an axis
-    (spacing half a voxel, linear interpolation), a reverse cumulative sum
+    (spacing one voxel, linear interpolation), a reverse cumulative sum
     along it, and resampling back.
     """
     m = np.asarray(mask, dtype=np.float32)
@@ -65,7 +65,7 @@ def exit_path_lengths(mask: np.ndarray, theta_deg: float, voxel_mm: float) -> np
     d = np.array([-np.sin(t), np.cos(t)])  # towards the detector
     e = np.array([np.cos(t), np.sin(t)])  # along the detector (s axis)
     cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
-    h = 0.5  # sampling step of the rotated grid, in voxels
+    h = 1.0  # sampling step of the rotated grid, in voxels
     half = 0.5 * np.hypot(nx, ny) + 1.0
     u = np.arange(-half, half + h / 2, h)  # coordinate along e and along d
     uu, vv, zz = np.meshgrid(u, u, np.arange(nz), indexing="ij")
@@ -83,7 +83,7 @@ def exit_path_lengths(mask: np.ndarray, theta_deg: float, voxel_mm: float) -> np
     return out[..., 0] if squeeze else out
 
 
-def chang_factors(mask: np.ndarray, mu_per_mm: float, voxel_mm: float, n_directions: int = 64) -> np.ndarray:
+def chang_factors(mask: np.ndarray, mu_per_mm: float, voxel_mm: float, n_directions: int = 32) -> np.ndarray:
     """First-order Chang factors ``C >= 1`` inside ``mask`` (1 outside); same shape as ``mask``."""
     if mu_per_mm < 0:
         raise ValueError(f"mu must be >= 0, got {mu_per_mm}")
@@ -98,7 +98,7 @@ def chang_factors(mask: np.ndarray, mu_per_mm: float, voxel_mm: float, n_directi
 
 
 def chang_correct(volume: np.ndarray, voxel_mm: float, mu_per_cm: float, threshold: float = 0.1,
-                  n_directions: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                  n_directions: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Apply first-order Chang correction to a native volume ``(nx, ny, nz)``.
 
     Parameters

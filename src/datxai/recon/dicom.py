@@ -205,7 +205,9 @@ def read_projections(path, energy_window: int = 1) -> Projections:
     n_det_tag = _number(ds, "NumberOfDetectors", path, "heads", required=False, cast=int)
     n_heads = n_det_tag if n_det_tag is not None else len(det_seq)
     if n_det_tag is not None and det_seq and len(det_seq) != n_det_tag:
-        raise InputError(f"{path}: NumberOfDetectors is {n_det_tag} but DetectorInformationSequence has {len(det_seq)} items")
+        raise InputError(
+            f"{path}: NumberOfDetectors is {n_det_tag} but DetectorInformationSequence has {len(det_seq)} items"
+        )
     if n_heads not in (1, 2):
         raise InputError(f"{path}: {n_heads} detectors; one or two are supported")
     starts = [
