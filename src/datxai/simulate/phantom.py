@@ -133,7 +133,8 @@ def build_anatomy(grid: Grid, regions) -> PhantomAnatomy:
 
     atlas = AtlasOnGrid(grid)
     v = grid.voxel_mm
-    brain = atlas.brain_mask
+    gm, wm, t1 = _tissue("mni152_gm", grid), _tissue("mni152_wm", grid), _tissue("mni152_t1", grid)
+    brain = ((gm + wm) >= 0.5) | (t1 >= 0.5)
     # close sulci and fill the ventricles: the intracranial volume holds CSF too
     r = max(1, int(round(4.0 / v)))
     brain = binary_fill_holes(binary_closing(brain, structure=np.ones((3, 3, 3)), iterations=r))
@@ -147,8 +148,24 @@ def build_anatomy(grid: Grid, regions) -> PhantomAnatomy:
         for side in SIDES:
             prob[(base, side)] = atlas.prob(base, side).astype(np.float32)
     log.info("phantom anatomy on %s: intracranial %.0f ml, %d regions", grid, intracranial.sum() * grid.voxel_ml, len(regions))
-    return PhantomAnatomy(grid, intracranial.astype(np.float32), shell.astype(np.float32),
-                          atlas.gm.astype(np.float32), prob)
+    return PhantomAnatomy(grid, intracranial.astype(np.float32), shell.astype(np.float32), gm.astype(np.float32), prob)
+
+
+def _tissue(key: str, grid: Grid) -> np.ndarray:
+    """A packaged MNI152 map as a fraction (0-1) on ``grid``, area-weighted.
+
+    GM/WM probabilities ship as uint8 0-255 and the T1 brain in arbitrary
+    units: each is divided by its maximum (a binary brain for the T1, > 0)
+    before averaging, so partial volumes stay fractions.
+    """
+    import nibabel as nib
+
+    from ..atlas import atlas_files
+
+    img = nib.load(atlas_files()[key])
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    data = (data > 0).astype(np.float32) if key == "mni152_t1" else data / max(float(data.max()), 1e-9)
+    return np.clip(average_to_grid(data, img.affine, grid), 0.0, 1.0)
 
 
 def _ap_position(anat: PhantomAnatomy, side: str) -> np.ndarray:
