@@ -7,16 +7,17 @@ For sample points ``x`` (template / MNI mm) the least-squares problem is
     min_{p, s}  mean_i ( f(M(p) x_i) - s g(x_i) )^2  +  lambda |q(p)|^2
 
 with ``f`` the (smoothed) source, ``g`` the (smoothed) template, ``s`` an
-intensity scale and ``M(p) = T R Z S`` the 12-parameter affine of SPM's
+intensity scale, the mean over the sample points that ``M`` maps inside the
+source volume, and ``M(p) = T R Z S`` the 12-parameter affine of SPM's
 ``spm_matrix`` (translations mm, rotations radians, zooms, shears), mapping
 template mm to source mm: ``source_mm = M @ template_mm``, the convention of
 :mod:`datxai.geometry` (the synthetic truth has ``native_mm = pose @ mni_mm``).
 ``q`` is a penalty on anisotropic zooms (log zooms minus their mean, so that an
 isotropic head-size scale is free) and on shears. As in ``spm_affreg`` the
-source is sampled at the template's points; outside its field of view the
-source is 0. Both images are divided by their global mean first (SPM's
-"global" = mean of voxels above 1/8 of the mean) so that the cost is
-dimensionless and ``lambda`` means the same for every scan.
+source is sampled at the template's points; points that fall outside its
+field of view are left out. Both images are divided by their global mean
+first (SPM's "global" = mean of voxels above 1/8 of the mean) so that the
+cost is dimensionless and ``lambda`` means the same for every scan.
 
 Optimisation: Gauss-Newton with Levenberg-Marquardt damping
 (``H + lambda_LM diag(H)``), analytic Jacobian from the source's gradient
@@ -47,6 +48,7 @@ ZOOM_RANGE = (0.67, 1.5)
 DET_RANGE = (0.4, 2.5)
 MAX_SHEAR = 0.35
 MIN_CORRELATION = 0.5
+MIN_INSIDE = 0.5  # fraction of template sample points that must land inside the source
 
 
 # --------------------------------------------------------------------------- matrices
@@ -200,7 +202,7 @@ class AffineResult:
     at the centre-of-mass start. ``flags`` lists what the checks found
     (``nonfinite``, ``cost_increase``, ``implausible_zoom``,
     ``implausible_shear``, ``implausible_determinant``, ``nonpositive_scale``,
-    ``poor_fit``, ``not_converged``); ``diverged`` is true for any flag but
+    ``poor_fit``, ``outside_fov``, ``not_converged``); ``diverged`` is true for any flag but
     ``not_converged``. ``initial_matrix`` is the centre-of-mass start.
     """
 
@@ -263,41 +265,54 @@ def _penalty(p, weight: float):
 
 
 class _Problem:
-    """Residuals and Jacobian at one sampling level (vectorised over the sample points)."""
+    """Residuals and Jacobian at one sampling level (vectorised over the sample points).
+
+    As in ``spm_affreg``, sample points that map outside the source volume are
+    left out (a field of view that cuts the head must not pull the fit); the
+    cost is the mean over the points inside.
+    """
 
     def __init__(self, f, grads, src_inv, g, x_mm, weight):
         self.f, self.grads, self.src_inv, self.g, self.x, self.weight = f, grads, src_inv, g, x_mm, weight
         self.n = len(g)
+        self.upper = np.asarray(f.shape, dtype=float)[:, None] - 1.0
 
     def residual(self, p, s):
+        """``(r, vox, f(Mx), inside)`` for the points inside the source; ``inside`` is a boolean mask over all points."""
         m = self.src_inv @ spm_matrix(p)
         vox = m[:3] @ self.x.T  # (3, n)
-        fv = map_coordinates(self.f, vox, order=1, mode="constant", cval=0.0, prefilter=False)
-        return fv - s * self.g, vox, fv
+        inside = np.all((vox >= 0) & (vox <= self.upper), axis=0)
+        vox = vox[:, inside]
+        fv = map_coordinates(self.f, vox, order=1, mode="nearest", prefilter=False)
+        return fv - s * self.g[inside], vox, fv, inside
 
     def cost(self, p, s):
-        if not np.all(np.isfinite(p)) or np.any(p[6:9] <= 0):
+        if not np.all(np.isfinite(p)) or not np.isfinite(s) or np.any(p[6:9] <= 0):
             return np.inf
-        r = self.residual(p, s)[0]
+        r, _, _, inside = self.residual(p, s)
+        if not inside.any():
+            return np.inf
         q = _penalty(p, self.weight)[0]
-        return float(r @ r / self.n + q @ q)
+        return float(r @ r / len(r) + q @ q)
 
     def linearise(self, p, s):
         """Cost, half-gradient ``J^T r / n`` (13,) and Gauss-Newton Hessian ``J^T J / n`` (13, 13) in (p, s)."""
-        r, vox, _ = self.residual(p, s)
-        gv = np.stack([map_coordinates(gr, vox, order=1, mode="constant", cval=0.0, prefilter=False) for gr in self.grads], axis=1)
+        r, vox, _, inside = self.residual(p, s)
+        n = len(r)
+        x = self.x[inside]
+        gv = np.stack([map_coordinates(gr, vox, order=1, mode="nearest", prefilter=False) for gr in self.grads], axis=1)
         gmm = gv @ self.src_inv[:3, :3]  # d f / d y_mm  (n, 3)
-        outer = (gmm[:, :, None] * self.x[:, None, :]).reshape(self.n, 12)
+        outer = (gmm[:, :, None] * x[:, None, :]).reshape(n, 12)
         da = spm_matrix_derivatives(p)[:, :3, :].reshape(12, 12)
-        j = np.empty((self.n, 13))
+        j = np.empty((n, 13))
         j[:, :12] = outer @ da.T
-        j[:, 12] = -self.g
+        j[:, 12] = -self.g[inside]
         q, jq = _penalty(p, self.weight)
-        h = j.T @ j / self.n
-        grad = j.T @ r / self.n
+        h = j.T @ j / max(n, 1)
+        grad = j.T @ r / max(n, 1)
         h[:12, :12] += jq.T @ jq
         grad[:12] += jq.T @ q
-        return float(r @ r / self.n + q @ q), grad, h
+        return float(r @ r / max(n, 1) + q @ q), grad, h
 
 
 def _plausibility_flags(matrix, params, scale) -> list[str]:
@@ -383,8 +398,9 @@ def estimate_affine(
         x = np.c_[(template_affine[:3, :3] @ vox + template_affine[:3, 3:4]).T, np.ones(vox.shape[1])]
         problem = _Problem(f, grads, src_inv, g, x, regularization)
         if s is None:  # least-squares scale at the start
-            fv = problem.residual(p, 0.0)[2]
-            s = float(fv @ g / (g @ g)) if g @ g > 0 else 1.0
+            fv, inside = problem.residual(p, 0.0)[2:]
+            gi = g[inside]
+            s = float(fv @ gi / (gi @ gi)) if gi @ gi > 0 else 1.0
         lam = 1e-3
         cost, grad, h = problem.linearise(p, s)
         n_it, converged = 0, False
@@ -420,9 +436,10 @@ def estimate_affine(
     matrix = spm_matrix(p)
     init_params = spm_imatrix(init_matrix)
     s0 = s  # re-fit the scale at the start for a fair comparison
-    fv0 = problem.residual(init_params, 0.0)[2]
-    if problem.g @ problem.g > 0:
-        s0 = float(fv0 @ problem.g / (problem.g @ problem.g))
+    fv0, in0 = problem.residual(init_params, 0.0)[2:]
+    g0 = problem.g[in0]
+    if g0 @ g0 > 0:
+        s0 = float(fv0 @ g0 / (g0 @ g0))
     initial_cost = problem.cost(init_params, s0)
     final_cost = problem.cost(p, s) if np.all(np.isfinite(p)) and np.isfinite(s) else np.nan
     corr = np.nan
@@ -432,11 +449,14 @@ def estimate_affine(
         if final_cost > initial_cost * (1 + 1e-9):
             flags.append("cost_increase")
         flags += _plausibility_flags(matrix, p, s)
-        fv = problem.residual(p, s)[2]
-        if np.std(fv) > 0 and np.std(problem.g) > 0:
-            corr = float(np.corrcoef(fv, problem.g)[0, 1])
+        fv, inside = problem.residual(p, s)[2:]
+        gi = problem.g[inside]
+        if fv.size > 2 and np.std(fv) > 0 and np.std(gi) > 0:
+            corr = float(np.corrcoef(fv, gi)[0, 1])
         if not corr >= min_correlation:
             flags.append("poor_fit")
+        if inside.mean() < MIN_INSIDE:
+            flags.append("outside_fov")
     converged = bool(converged_levels[-1]) if converged_levels else False
     if not converged:
         flags.append("not_converged")
