@@ -123,5 +123,20 @@ def test_compare_with_truth():
     assert v.set_index(["planted_region", "side"]).loc[("Insular_Cortex", "C"), "hit"] == "no"
     spurious = v[v.hit == "spurious"]
     assert spurious.cluster.tolist() == ["2"]  # the amygdala blob was not planted
+    table.loc[table.cluster == 2, "label"] = "Putamen"
+    assert compare_with_truth(table, planted).query("cluster == '2'").hit.item() == "striatal"
     with pytest.raises(ValueError, match="ipsi\\|contra"):
         planted_from_truth([{"subject": "x", "planted": [{"region": "A", "relation": "left"}]}])
+
+
+def test_clusters_may_grow_into_the_box_without_moving_the_threshold():
+    """full setting: threshold from outside the box, clusters over the whole brain (S1's striatal clusters)."""
+    heat, brain, box, lab = _scene()
+    allowed = allowed_mask(brain, box)
+    outside, thr_out = find_clusters(heat, allowed, GRID, min_cluster_ml=1.0)
+    whole, thr_all = find_clusters(heat, allowed, GRID, min_cluster_ml=1.0, cluster_mask=brain)
+    assert thr_out == thr_all
+    assert outside.max() == 2 and whole.max() == 3
+    assert (whole == 1).sum() == box.sum() and whole[box].min() == 1  # the box blob (120 voxels) is now cluster 1
+    t = describe_clusters(whole, heat, GRID, lab, NAMES, thr_all)
+    assert t.iloc[0].side == "M" and t.iloc[0].label == "none"

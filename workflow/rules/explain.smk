@@ -113,7 +113,9 @@ rule group_relevance:
 
 
 rule find_clusters:
-    """Threshold: group.percentile of the heat in the brain minus the striatum box; positive heat only."""
+    """Threshold: group.percentile of the heat in the brain minus the striatum box; positive heat only.
+    Clusters grow over the whole brain for full (S1: striatal clusters extend into insula, thalamus,
+    amygdala) and outside the box for nostriatum (its box holds no image)."""
     input:
         heat=res("group", "{setting}", "heat.nii.gz"),
         atlas=res("atlas", "atlas_grid.npz"),

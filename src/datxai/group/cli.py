@@ -27,7 +27,7 @@ def _cli(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..grid import Grid
     from ..preprocess import load_atlas
-    from .run import run_find_clusters, run_group_relevance
+    from .run import cluster_region, run_find_clusters, run_group_relevance
 
     cfg = load_config(args.config)
     grid = Grid.from_config(cfg["grid"])
@@ -38,6 +38,7 @@ def _cli(args: argparse.Namespace) -> int:
         g = cfg["group"]
         table = run_find_clusters(out / "heat.nii.gz", load_atlas(args.atlas, grid), grid,
                                   cfg["settings"]["striatum_box_mm"], out / "clusters.nii.gz", out / "clusters.tsv",
-                                  g["percentile"], g["connectivity"], g["min_cluster_ml"])
+                                  g["percentile"], g["connectivity"], g["min_cluster_ml"],
+                                  region=cluster_region(args.setting))
         log.info("%d clusters written to %s", len(table), out / "clusters.tsv")
     return 0

@@ -2,8 +2,13 @@
 
 1. The threshold is the ``percentile`` of the heat values inside the *allowed*
    mask: the brain except the striatum box (values inside the box never enter).
-2. Supra-threshold voxels with positive heat inside the allowed mask form
-   clusters by ``connectivity`` (6 | 18 | 26 neighbours); clusters smaller than
+2. Supra-threshold voxels with positive heat inside the *cluster* mask form
+   clusters by ``connectivity`` (6 | 18 | 26 neighbours). The cluster mask is
+   the whole brain where the setting's images hold the box content (``full``:
+   S1's striatal clusters "clearly extended beyond the striatum into the insula
+   region, the thalamus, and into the amygdala region") and the allowed mask
+   where they do not (``nostriatum``: the box is zero in every input, relevance
+   there is only spread by the flat rule); clusters smaller than
    ``min_cluster_ml`` are dropped; the rest are numbered 1..K by size
    (ties: higher peak first).
 3. Each cluster gets its size, peak (highest heat) and heat-weighted centre of
@@ -49,8 +54,13 @@ def heat_threshold(heat: np.ndarray, allowed: np.ndarray, percentile: float) -> 
 
 
 def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile: float = 95.0,
-                  connectivity: int = 26, min_cluster_ml: float = 1.0) -> tuple[np.ndarray, float]:
-    """Label image (int32, 0 = none, 1..K by decreasing size) and the threshold."""
+                  connectivity: int = 26, min_cluster_ml: float = 1.0,
+                  cluster_mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Label image (int32, 0 = none, 1..K by decreasing size) and the threshold.
+
+    The threshold comes from the ``allowed`` voxels only; clusters grow inside
+    ``cluster_mask`` (default: ``allowed``).
+    """
     from scipy import ndimage
 
     if connectivity not in _STRUCT:
@@ -58,7 +68,8 @@ def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile:
     if tuple(heat.shape) != tuple(grid.shape):
         raise ValueError(f"heat map of shape {heat.shape} is not on the grid {grid.shape}")
     thr = heat_threshold(heat, allowed, percentile)
-    supra = allowed & (heat > thr) & (heat > 0)
+    where = allowed if cluster_mask is None else np.asarray(cluster_mask, bool)
+    supra = where & (heat > thr) & (heat > 0)
     lab, k = ndimage.label(supra, structure=ndimage.generate_binary_structure(3, _STRUCT[connectivity]))
     if k == 0:
         logger.info("no voxel above the threshold %.4g (positive heat only)", thr)
@@ -134,6 +145,7 @@ def describe_clusters(labels: np.ndarray, heat: np.ndarray, grid: Grid, label_im
 # ----------------------------------------------------------------- validation (synthetic cohort only)
 
 RELATION_TO_SIDE = {"ipsi": "I", "contra": "C"}
+STRIATAL_LABELS = ("Putamen", "Caudate", "Accumbens", "Pallidum")  # the disease itself, not a planted region
 VALIDATION_COLUMNS = ("planted_region", "side", "n_subjects", "hit", "cluster", "share", "peak_heat")
 
 
@@ -171,7 +183,8 @@ def compare_with_truth(clusters, planted, min_share: float = 0.10):
 
     A planted ``(region, side)`` is hit by a cluster when at least ``min_share``
     of the cluster's voxels lie in that region on that side. Clusters that hit
-    no planted region are listed as ``spurious`` rows (planted_region empty).
+    no planted region are listed as ``striatal`` (main label a basal-ganglia
+    structure: the simulated striatal loss) or ``spurious`` rows (planted_region empty).
     Returns a DataFrame with :data:`VALIDATION_COLUMNS`.
     """
     import pandas as pd
@@ -191,7 +204,9 @@ def compare_with_truth(clusters, planted, min_share: float = 0.10):
         else:
             rows.append({"planted_region": region, "side": side, "n_subjects": n, "hit": "no", "cluster": "",
                          "share": 0.0, "peak_heat": np.nan})
+    main = {int(r.cluster): str(r.label) for r in clusters.itertuples()} if "label" in clusters else {}
     for c in sorted(set(regions) - used):
-        rows.append({"planted_region": "", "side": "", "n_subjects": 0, "hit": "spurious", "cluster": str(c),
+        kind = "striatal" if main.get(c) in STRIATAL_LABELS else "spurious"
+        rows.append({"planted_region": "", "side": "", "n_subjects": 0, "hit": kind, "cluster": str(c),
                      "share": np.nan, "peak_heat": heat[c]})
     return pd.DataFrame(rows, columns=list(VALIDATION_COLUMNS))

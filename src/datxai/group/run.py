@@ -49,16 +49,25 @@ def run_group_relevance(relevance_dir, grid: Grid, out_heat, out_tp, out_tn, out
     return g
 
 
+def cluster_region(setting: str) -> str:
+    """Where clusters may grow: ``outside_box`` for ``nostriatum`` (its box holds no image), else ``brain``."""
+    return "outside_box" if setting == "nostriatum" else "brain"
+
+
 def run_find_clusters(heat_path, atlas, grid: Grid, box_mm, out_nii, out_tsv, percentile: float = 95.0,
-                      connectivity: int = 26, min_cluster_ml: float = 1.0):
-    """Threshold (outside the striatum box), clusters, atlas labels -> clusters.nii.gz (int16) + clusters.tsv."""
+                      connectivity: int = 26, min_cluster_ml: float = 1.0, region: str = "outside_box"):
+    """Threshold (from the brain outside the striatum box), clusters inside ``region`` (``brain`` |
+    ``outside_box``, see :func:`cluster_region`), atlas labels -> clusters.nii.gz (int16) + clusters.tsv."""
     from ..atlas import region_names
     from ..dataset import box_mask
     from .clusters import allowed_mask, describe_clusters, find_clusters
 
     heat, _ = load_nifti(heat_path, shape=grid.shape, allow_zero=True)
     allowed = allowed_mask(atlas.brain_mask, box_mask(grid, box_mm))
-    labels, thr = find_clusters(heat, allowed, grid, percentile, connectivity, min_cluster_ml)
+    if region not in ("brain", "outside_box"):
+        raise ValueError(f"cluster region must be 'brain' or 'outside_box', got {region!r}")
+    where = np.asarray(atlas.brain_mask, bool) if region == "brain" else allowed
+    labels, thr = find_clusters(heat, allowed, grid, percentile, connectivity, min_cluster_ml, cluster_mask=where)
     table = describe_clusters(labels, heat, grid, atlas.label_image, region_names(), thr)
     save_nifti(labels, grid.affine, out_nii, dtype=np.int16, header_extra={"mni": True})
     write_tsv(table, out_tsv)
