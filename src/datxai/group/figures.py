@@ -53,7 +53,7 @@ def _extent(grid):
 def axial(ax, vol: np.ndarray, grid, z_mm: float, mark_sides: bool = True, **imshow_kw):
     """Draw the transversal slice nearest ``z_mm`` of ``vol`` (grid shape) in MNI mm; returns the image."""
     k = slice_index(grid, z_mm)
-    im = ax.imshow(np.asarray(vol)[:, :, k].T, origin="lower", extent=_extent(grid), interpolation="nearest",
+    im = ax.imshow(np.ma.asanyarray(vol)[:, :, k].T, origin="lower", extent=_extent(grid), interpolation="nearest",
                    **imshow_kw)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -97,12 +97,12 @@ def plot_heat_striatum(heats: dict, grid, z_mm: float, path, t1: np.ndarray | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(heats), figsize=(3.2 * len(heats), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(heats), figsize=(4.0 * len(heats), 3.4), squeeze=False)
     for ax, (setting, h) in zip(axes[0], heats.items()):
         if t1 is not None:
             axial(ax, t1, grid, z_mm, mark_sides=False, cmap="gray")
         v = sym_limit(h)
-        im = axial(ax, h, grid, z_mm, cmap="RdBu_r", vmin=-v, vmax=v, alpha=0.85 if t1 is not None else 1.0)
+        im = axial(ax, h, grid, z_mm, cmap="RdBu_r", vmin=-v, vmax=v, alpha=0.7 if t1 is not None else 1.0)
         ax.set_title(setting, fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="heat (TP - TN)")
     fig.suptitle(f"Heat maps, transversal slice through the striatum (z = {z_mm:.0f} mm)", fontsize=10)
@@ -124,13 +124,13 @@ def plot_thresholded_heat(heats: dict, clusters: dict, thresholds: dict, grid, t
         z = grid.axis_mm(2)
         z_list_mm = np.linspace(max(z[0], -36.0), min(z[-1], 60.0), 6)
     settings = list(heats)
-    fig, axes = plt.subplots(len(z_list_mm), len(settings), figsize=(3.0 * len(settings), 2.9 * len(z_list_mm)),
+    fig, axes = plt.subplots(len(settings), len(z_list_mm), figsize=(2.3 * len(z_list_mm), 2.9 * len(settings)),
                              squeeze=False)
     vmax = max(float(np.max(np.where(clusters[s] > 0, heats[s], 0), initial=0)) for s in settings) or 1.0
     for j, s in enumerate(settings):
         over = np.ma.masked_where(clusters[s] <= 0, heats[s])
         for i, zmm in enumerate(z_list_mm):
-            ax = axes[i, j]
+            ax = axes[j, i]
             axial(ax, t1, grid, zmm, mark_sides=True, cmap="gray")
             im = axial(ax, over, grid, zmm, mark_sides=False, cmap="hot", vmin=0, vmax=vmax)
             _box_outline(ax, box_mm, zmm, color="c", lw=1, ls="--")
