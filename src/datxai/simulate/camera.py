@@ -228,17 +228,22 @@ def project(activity: np.ndarray, grid: Grid, camera: Camera, pose: np.ndarray |
     act = native_padded(_antialias(activity, grid.voxel_mm, h) if antialias else activity)
     att = native_padded(head) * np.float32(mu_mm) if attenuate else None
 
+    out_bs, out_rs = bs, rs
     if blur:
         sigma = camera.fwhm_mm(camera.radius_mm - pos) / FWHM_PER_SIGMA  # depth t_k = pos[k]
-        g_bins = _blur_matrices(pos_all, pos, h, sigma)  # (k, n_bins, n)
-        g_rows = _blur_matrices(zpos_all, z_in, h, sigma).transpose(0, 2, 1).reshape(n * nr, camera.n_rows)
+        # blurred counts reach at most 5 sigma beyond the object (the rest, < 1e-6, is dropped)
+        m = 5.0 * float(sigma.max())
+        out_bs = _range(pos_all, -rmax - h - m, rmax + h + m)
+        out_rs = _range(zpos_all, zmin - h - m, zmax + h + m)
+        g_bins = _blur_matrices(pos_all[out_bs], pos, h, sigma)  # (k, n_out_bins, n)
+        g_rows = _blur_matrices(zpos_all[out_rs], z_in, h, sigma).transpose(0, 2, 1).reshape(n * nr, -1)
 
     angles = camera.angles_deg()
     frames = np.zeros((angles.size, camera.n_rows, camera.n_bins))
     with _single_thread_blas():  # small GEMMs: threads only add contention (and nondeterminism)
         for i, theta in enumerate(angles):
-            _project_view(i, theta, frames, act, att, pos, h, n, nr, bs, rs, g_bins if blur else None,
-                          g_rows if blur else None, camera.n_bins)
+            _project_view(i, theta, frames, act, att, pos, h, n, nr, out_bs if blur else bs, out_rs if blur else rs,
+                          g_bins if blur else None, g_rows if blur else None)
     return frames
 
 
@@ -253,8 +258,8 @@ def _single_thread_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _project_view(i, theta, frames, act, att, pos, h, n, nr, bs, rs, g_bins, g_rows, n_bins):
-    """Fill ``frames[i]`` with the projection at angle ``theta`` (see :func:`project`)."""
+def _project_view(i, theta, frames, act, att, pos, h, n, nr, bs, rs, g_bins, g_rows):
+    """Fill ``frames[i][rs, bs]`` with the projection at angle ``theta`` (see :func:`project`)."""
     idx, w = _rotation_weights(theta, pos, h)
     vol = sum(w[j][:, None] * act[idx[j]] for j in range(4)).reshape(n, n, nr)  # (b, k, r)
     if att is not None:
@@ -263,9 +268,9 @@ def _project_view(i, theta, frames, act, att, pos, h, n, nr, bs, rs, g_bins, g_r
         tau = (np.cumsum(mu[:, ::-1, :], axis=1)[:, ::-1, :] - 0.5 * mu) * h
         vol *= np.exp(-tau)
     if g_bins is not None:
-        planes = np.matmul(g_bins, np.ascontiguousarray(vol.transpose(1, 0, 2)))  # (k, n_bins, nr): blur across bins
-        frame_br = planes.transpose(1, 0, 2).reshape(n_bins, n * nr) @ g_rows  # blur across rows, sum over k
-        frames[i] = frame_br.T * h
+        planes = np.matmul(g_bins, np.ascontiguousarray(vol.transpose(1, 0, 2)))  # (k, n_out, nr): blur across bins
+        frame_br = planes.transpose(1, 0, 2).reshape(g_bins.shape[1], n * nr) @ g_rows  # blur across rows, sum over k
+        frames[i, rs, bs] = frame_br.T * h
     else:
         frames[i, rs, bs] = vol.sum(axis=1, dtype=np.float64).T * h
 
