@@ -1,1 +1,146 @@
-# rules of the 'train' stage (to come)
+# The 3-D CNN per setting (GPU rule), its test-set evaluation, Table 1 and the learning curves.
+
+
+def fc_widths(wildcards):
+    """Fully connected layer widths of this setting."""
+    return config["model"]["fc_widths"][wildcards.setting]
+
+
+def train_epochs(wildcards):
+    """Number of epochs of this setting (the final model is the last epoch)."""
+    return config["train"]["epochs"][wildcards.setting]
+
+
+def _grid_voxels():
+    shape = config["grid"]["shape"]
+    return int(shape[0]) * int(shape[1]) * int(shape[2])
+
+
+def train_mem_mb(wildcards):
+    """Host memory: 4 copies of the parameters (weights, gradients, Adam moments) + images + 2 GB."""
+    fc1 = int(config["model"]["fc_widths"][wildcards.setting][0])
+    params = _grid_voxels() * int(config["model"]["conv_filters"]) * fc1
+    images = len(SUBJECTS) * _grid_voxels()
+    return 2000 + int((16 * params + 2 * 4 * images) / 1e6)
+
+
+def train_runtime(wildcards):
+    """Minutes: ~2 min per epoch at the paper's 2 mm grid on one GPU (S1: 72 s on a Titan Xp), scaled by grid size."""
+    scale = _grid_voxels() / (71 * 90 * 72) * len(SUBJECTS) / 1306
+    return int(30 + 2 * train_epochs(wildcards) * max(scale, 0.05))
+
+
+def all_predictions(wildcards):
+    return expand(res("evaluate", "{setting}_predictions.tsv"), setting=SETTINGS)
+
+
+def all_histories(wildcards):
+    return expand(res("train", "{setting}", "history.tsv"), setting=SETTINGS)
+
+
+rule train_cnn:
+    """Adam, cross-entropy, seeded; the model after the last epoch is kept (validation only monitored).
+    A killed job resumes from resume/checkpoint.pt (not an output, so Snakemake does not delete it)."""
+    input:
+        train=res("dataset", "{setting}", "train.npy"),
+        train_table=res("dataset", "{setting}", "train.tsv"),
+        val=res("dataset", "{setting}", "val.npy"),
+        val_table=res("dataset", "{setting}", "val.tsv"),
+    output:
+        model=res("train", "{setting}", "model.pt"),
+        history=report(
+            res("train", "{setting}", "history.tsv"),
+            caption="../report/train_history.rst",
+            category="Classification",
+            labels={"setting": "{setting}", "table": "training history"},
+        ),
+        hyperparameters=res("train", "{setting}", "hyperparameters.json"),
+        checkpoint=res("train", "{setting}", "checkpoint.pt"),
+    params:
+        model=config["model"],
+        fc_widths=fc_widths,
+        train=config["train"],
+        epochs=train_epochs,
+        seed=config["seed"],
+        resume=res("train", "{setting}", "resume", "checkpoint.pt"),
+    resources:
+        gpu=1,
+        runtime=train_runtime,
+        mem_mb=train_mem_mb,
+    threads: 2
+    log:
+        log("train_cnn", "{setting}.log"),
+    benchmark:
+        bench("train_cnn", "{setting}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/train_cnn.py"
+
+
+rule evaluate_cnn:
+    """Class and P(reduced) of every test image; outcome TP/TN/FP/FN with reduced = positive."""
+    input:
+        model=res("train", "{setting}", "model.pt"),
+        images=res("dataset", "{setting}", "test.npy"),
+        table=res("dataset", "{setting}", "test.tsv"),
+    output:
+        predictions=res("evaluate", "{setting}_predictions.tsv"),
+    params:
+        device=config["train"]["device"],
+        amp=config["train"]["amp"],
+        batch_size=config["train"]["batch_size"],
+    threads: 2
+    log:
+        log("evaluate_cnn", "{setting}.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/evaluate_cnn.py"
+
+
+rule collect_table1:
+    input:
+        predictions=all_predictions,
+    output:
+        table=report(
+            res("evaluate", "table1.tsv"),
+            caption="../report/table1_table.rst",
+            category="Classification",
+            labels={"table": "Table 1: test-set classification"},
+        ),
+        figure=report(
+            res("figures", "table1_metrics.png"),
+            caption="../report/table1_figure.rst",
+            category="Classification",
+            labels={"figure": "Table 1 as bars with 95 % CIs"},
+        ),
+    params:
+        settings=SETTINGS,
+        confidence=0.95,
+    log:
+        log("collect_table1.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/collect_table1.py"
+
+
+rule plot_learning_curves:
+    input:
+        histories=all_histories,
+    output:
+        figure=report(
+            res("figures", "learning_curves.png"),
+            caption="../report/learning_curves.rst",
+            category="Classification",
+            labels={"figure": "learning curves"},
+        ),
+    params:
+        settings=SETTINGS,
+    log:
+        log("plot_learning_curves.log"),
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/plot_learning_curves.py"

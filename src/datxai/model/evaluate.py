@@ -126,3 +126,38 @@ def table1(predictions: dict, confidence: float = 0.95):
     cols = ["setting", "n", "tp", "tn", "fp", "fn"]
     cols += [c for m in METRICS for c in (m, f"{m}_ci_low", f"{m}_ci_high")] + ["ci_method"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def run_evaluation(model_path, images_npy, table_tsv, out_tsv, device: str = "auto", amp: bool = True,
+                   batch_size: int = 8):
+    """Predict the test images of one setting with its model; write the predictions TSV. Returns the table."""
+    from ..io import InputError, write_tsv
+    from .net import load_model
+    from .train import load_dataset, resolve_device
+
+    dev = resolve_device(device)
+    model, info = load_model(model_path)
+    data = load_dataset(images_npy, table_tsv)
+    if list(data.shape) != list(info["arch"]["input_shape"]):
+        raise InputError(f"{images_npy}: images of shape {data.shape} but {model_path} was trained on "
+                         f"{tuple(info['arch']['input_shape'])}")
+    pred, p = predict(model, data.x, batch_size=batch_size, device=dev, amp=amp)
+    table = predictions_table(data.subjects, data.y, pred, p)
+    counts = confusion_counts(data.y, pred)
+    log.info("%s: %d test images, accuracy %.3f (TP %d, TN %d, FP %d, FN %d)", images_npy, len(data),
+             (counts["tp"] + counts["tn"]) / max(len(data), 1), *counts.values())
+    write_tsv(table, out_tsv)
+    return table
+
+
+def collect_table1(predictions: dict, table_out, figure_out=None, confidence: float = 0.95):
+    """Table 1 from ``{setting: predictions.tsv path}``; write the TSV (and the bar figure). Returns the table."""
+    from ..io import read_tsv, write_tsv
+    from .plots import plot_table1
+
+    frames = {s: read_tsv(p, required=["subject", "label", "predicted"]) for s, p in predictions.items()}
+    t = table1(frames, confidence=confidence)
+    write_tsv(t, table_out)
+    if figure_out is not None:
+        plot_table1(t, figure_out)
+    return t

@@ -1,0 +1,22 @@
+"""Rule train_cnn: train the CNN of one setting; write model.pt, history.tsv, hyperparameters.json, checkpoint.pt."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import setup_logging  # noqa: E402
+
+logger = setup_logging(snakemake)  # noqa: F821
+
+import torch  # noqa: E402
+
+from datxai.model.train import run_training  # noqa: E402
+
+sm = snakemake  # noqa: F821
+torch.set_num_threads(max(1, int(sm.threads)))
+run_training(
+    sm.input.train, sm.input.train_table, sm.input.val, sm.input.val_table,
+    outputs={k: sm.output[k] for k in ("model", "history", "hyperparameters", "checkpoint")},
+    model_cfg=sm.params.model, train_cfg=sm.params.train, setting=sm.wildcards.setting,
+    master_seed=sm.params.seed, resume=sm.params.resume, epochs=sm.params.epochs, fc_widths=sm.params.fc_widths,
+)
