@@ -7,11 +7,15 @@ from datxai.simulate.cohort import example_subjects
 
 def montage_subjects():
     """One truly normal and one truly reduced subject (drawn from the config alone, no files)."""
-    return list(example_subjects(config["simulate"], config["seed"])) if SYNTHETIC else []
+    return (
+        list(example_subjects(config["simulate"], config["seed"])) if SYNTHETIC else []
+    )
 
 
 def montage_activity(wildcards):
-    return expand(res("cohort", "truth", "{subject}_activity.nii.gz"), subject=montage_subjects())
+    return expand(
+        res("cohort", "truth", "{subject}_activity.nii.gz"), subject=montage_subjects()
+    )
 
 
 def montage_dicom(wildcards):
@@ -19,7 +23,9 @@ def montage_dicom(wildcards):
 
 
 def montage_truth(wildcards):
-    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=montage_subjects())
+    return expand(
+        res("cohort", "truth", "{subject}_truth.json"), subject=montage_subjects()
+    )
 
 
 rule simulate_participants:
@@ -27,13 +33,13 @@ rule simulate_participants:
     output:
         participants=res("cohort", "participants.tsv"),
         truth=res("cohort", "truth", "cohort_truth.tsv"),
-    params:
-        simulate=config["simulate"],
-        seed=config["seed"],
     log:
         log("simulate_participants.log"),
     conda:
         "../../envs/recon.yaml"
+    params:
+        simulate=config["simulate"],
+        seed=config["seed"],
     script:
         "../../scripts/simulate_participants.py"
 
@@ -42,13 +48,13 @@ rule simulate_anatomy:
     """The packaged atlases on the phantom grid, once per run (per-subject jobs then load it in ~0.1 s)."""
     output:
         res("cohort", "truth", "phantom_anatomy.npz"),
-    params:
-        simulate=config["simulate"],
-        grid=config["grid"],
     log:
         log("simulate_anatomy.log"),
     conda:
         "../../envs/recon.yaml"
+    params:
+        simulate=config["simulate"],
+        grid=config["grid"],
     script:
         "../../scripts/simulate_anatomy.py"
 
@@ -61,10 +67,6 @@ rule simulate_subject:
         dicom=res("cohort", "dicom", "{subject}.dcm"),
         truth=res("cohort", "truth", "{subject}_truth.json"),
         activity=res("cohort", "truth", "{subject}_activity.nii.gz"),
-    params:
-        simulate=config["simulate"],
-        grid=config["grid"],
-        seed=config["seed"],
     log:
         log("simulate_subject", "{subject}.log"),
     benchmark:
@@ -73,6 +75,10 @@ rule simulate_subject:
         "subject"
     conda:
         "../../envs/recon.yaml"
+    params:
+        simulate=config["simulate"],
+        grid=config["grid"],
+        seed=config["seed"],
     script:
         "../../scripts/simulate_subject.py"
 
@@ -90,13 +96,13 @@ rule plot_cohort_montage:
             category="Cohort",
             labels={"figure": "synthetic cohort montage"},
         ),
-    params:
-        subjects=montage_subjects(),
-        labels=["normal", "reduced"],
-        grid=config["grid"],
     log:
         log("plot_cohort_montage.log"),
     conda:
         "../../envs/recon.yaml"
+    params:
+        subjects=montage_subjects(),
+        labels=["normal", "reduced"],
+        grid=config["grid"],
     script:
         "../../scripts/plot_cohort_montage.py"
