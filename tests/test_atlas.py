@@ -37,8 +37,11 @@ def test_reference_region_excludes_striatum_and_is_most_of_the_brain(small_grid)
     ref, striatum, brain = at.reference_mask, at.striatum_mask, at.brain_mask
     assert striatum.any() and not (ref & striatum).any()
     assert 0.8 < ref.sum() / brain.sum() < 1.0
-    # the MNI152 brain is ~1.9 l at this definition (GM+WM >= 0.5 or inside the T1 brain)
-    assert 1500 < brain.sum() * small_grid.voxel_ml < 2600
+    # the MNI152 brain is ~1.8 l (GM+WM >= 0.5 or inside the T1 brain)
+    assert 1500 < brain.sum() * small_grid.voxel_ml < 2100
+    # tissue maps are probabilities, not masks
+    gm = at.gm
+    assert 0 <= gm.min() and gm.max() <= 1 and ((gm > 0.05) & (gm < 0.95)).mean() > 0.05
     labels = at.label_image
     assert labels.max() <= 113 and labels[brain].astype(bool).mean() > 0.5
 

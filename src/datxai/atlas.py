@@ -178,13 +178,13 @@ class AtlasOnGrid:
 
     @property
     def gm(self) -> np.ndarray:
-        """Grey-matter probability (0-1)."""
-        return np.clip(self._template("mni152_gm"), 0, 1)
+        """Grey-matter probability (0-1); nilearn stores it as uint8 0-255."""
+        return np.clip(self._template("mni152_gm") / 255.0, 0, 1).astype(np.float32)
 
     @property
     def wm(self) -> np.ndarray:
-        """White-matter probability (0-1)."""
-        return np.clip(self._template("mni152_wm"), 0, 1)
+        """White-matter probability (0-1); nilearn stores it as uint8 0-255."""
+        return np.clip(self._template("mni152_wm") / 255.0, 0, 1).astype(np.float32)
 
     @property
     def brain_mask(self) -> np.ndarray:
@@ -225,7 +225,7 @@ def save_bundle(atlas: AtlasOnGrid, path) -> None:
     from .io import atomic_path
 
     arrays = {f"prob/{n}": atlas.region_prob(n) for n in BUNDLE_REGIONS}
-    arrays.update(labels=atlas.label_image, t1=atlas.t1, gm=atlas.gm, wm=atlas.wm)
+    arrays.update(labels=atlas.label_image, t1=atlas.t1, gm=atlas._template("mni152_gm"), wm=atlas._template("mni152_wm"))
     g = atlas.grid
     arrays.update(grid_shape=np.array(g.shape), grid_voxel_mm=np.array(g.voxel_mm), grid_center_mm=np.array(g.center_mm))
     with atomic_path(path, suffix=".npz") as tmp:
