@@ -25,7 +25,9 @@ def template_image(wildcards):
 
 
 def normalized_images(wildcards):
-    return expand(res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=SUBJECTS)
+    return expand(
+        res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=SUBJECTS
+    )
 
 
 def affine_jsons(wildcards):
@@ -53,19 +55,24 @@ rule build_template:
         log("build_template.log"),
     benchmark:
         bench("build_template.tsv")
+    conda:
+        "../../envs/recon.yaml"
     params:
         normalize=config["normalize"],
         grid=config["grid"],
         seed=config["seed"],
         subjects=SUBJECTS,
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../../scripts/build_template.py"
 
 
 rule normalize_to_mni:
-    """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder)."""
+    """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder).
+
+    Grouped per subject as "normalize", not "subject": the cohort template depends on
+    every subject's native image, so a group holding both reconstruction and
+    normalisation of a subject would depend on itself through build_template.
+    """
     input:
         image=native_image,
         template=template_image,
@@ -77,12 +84,12 @@ rule normalize_to_mni:
     benchmark:
         bench("normalize_to_mni", "{subject}.tsv")
     group:
-        "subject"
+        "normalize"
+    conda:
+        "../../envs/recon.yaml"
     params:
         normalize=config["normalize"],
         grid=config["grid"],
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../../scripts/normalize_to_mni.py"
 
@@ -99,10 +106,10 @@ rule collect_registration:
         ),
     log:
         log("collect_registration.log"),
-    params:
-        subjects=SUBJECTS,
     conda:
         "../../envs/recon.yaml"
+    params:
+        subjects=SUBJECTS,
     script:
         "../../scripts/collect_registration.py"
 
@@ -121,12 +128,12 @@ rule plot_normalize_qc:
         ),
     log:
         log("plot_normalize_qc.log"),
+    conda:
+        "../../envs/recon.yaml"
     params:
         grid=config["grid"],
         subjects=SUBJECTS,
         n_show=8,
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../../scripts/plot_normalize_qc.py"
 
@@ -146,10 +153,10 @@ rule validate_registration:
         ),
     log:
         log("validate_registration.log"),
+    conda:
+        "../../envs/recon.yaml"
     params:
         grid=config["grid"],
         subjects=SUBJECTS,
-    conda:
-        "../../envs/recon.yaml"
     script:
         "../../scripts/validate_registration.py"

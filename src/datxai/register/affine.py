@@ -275,12 +275,13 @@ class _Problem:
     def __init__(self, f, grads, src_inv, g, x_mm, weight):
         self.f, self.grads, self.src_inv, self.g, self.x, self.weight = f, grads, src_inv, g, x_mm, weight
         self.n = len(g)
+        self.xt = np.ascontiguousarray(x_mm.T)  # (4, n)
         self.upper = np.asarray(f.shape, dtype=float)[:, None] - 1.0
 
     def residual(self, p, s):
         """``(r, vox, f(Mx), inside)`` for the points inside the source; ``inside`` is a boolean mask over all points."""
         m = self.src_inv @ spm_matrix(p)
-        vox = m[:3] @ self.x.T  # (3, n)
+        vox = m[:3] @ self.xt  # (3, n)
         inside = np.all((vox >= 0) & (vox <= self.upper), axis=0)
         vox = vox[:, inside]
         fv = map_coordinates(self.f, vox, order=1, mode="nearest", prefilter=False)
@@ -296,23 +297,31 @@ class _Problem:
         return float(r @ r / len(r) + q @ q)
 
     def linearise(self, p, s):
-        """Cost, half-gradient ``J^T r / n`` (13,) and Gauss-Newton Hessian ``J^T J / n`` (13, 13) in (p, s)."""
+        """Cost, half-gradient ``J^T r / n`` (13,) and Gauss-Newton Hessian ``J^T J / n`` (13, 13) in (p, s).
+
+        With ``y = M x``, ``dr_i/dp_k = grad f(y_i) . (dM/dp_k) x_i``, i.e. ``J_p = O D^T`` with
+        ``O_i = grad f(y_i) (x) x_i`` (12 per point) and ``D`` the derivatives of :func:`spm_matrix`.
+        ``O`` is held as (12, n) so that every array operation runs along the long axis.
+        """
         r, vox, _, inside = self.residual(p, s)
-        n = len(r)
-        x = self.x[inside]
-        gv = np.stack([map_coordinates(gr, vox, order=1, mode="nearest", prefilter=False) for gr in self.grads], axis=1)
-        gmm = gv @ self.src_inv[:3, :3]  # d f / d y_mm  (n, 3)
-        outer = (gmm[:, :, None] * x[:, None, :]).reshape(n, 12)
-        da = spm_matrix_derivatives(p)[:, :3, :].reshape(12, 12)
-        j = np.empty((n, 13))
-        j[:, :12] = outer @ da.T
-        j[:, 12] = -self.g[inside]
+        n = max(len(r), 1)
+        xt = self.xt if inside.all() else self.xt[:, inside]
+        g = self.g if inside.all() else self.g[inside]
+        gv = np.stack([map_coordinates(gr, vox, order=1, mode="nearest", prefilter=False) for gr in self.grads])
+        gmm = self.src_inv[:3, :3].T @ gv  # d f / d y_mm  (3, n)
+        o = (gmm[:, None, :] * xt[None, :, :]).reshape(12, -1)
+        d = spm_matrix_derivatives(p)[:, :3, :].reshape(12, 12)
+        h = np.empty((13, 13))
+        h[:12, :12] = d @ (o @ o.T) @ d.T
+        h[:12, 12] = h[12, :12] = -(d @ (o @ g))
+        h[12, 12] = g @ g
+        grad = np.r_[d @ (o @ r), -(g @ r)]
+        h /= n
+        grad /= n
         q, jq = _penalty(p, self.weight)
-        h = j.T @ j / max(n, 1)
-        grad = j.T @ r / max(n, 1)
         h[:12, :12] += jq.T @ jq
         grad[:12] += jq.T @ q
-        return float(r @ r / max(n, 1) + q @ q), grad, h
+        return float(r @ r / n + q @ q), grad, h
 
 
 def _plausibility_flags(matrix, params, scale) -> list[str]:

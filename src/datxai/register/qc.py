@@ -80,7 +80,7 @@ def registration_errors(estimated: Mapping[str, np.ndarray], poses: Mapping[str,
 def normalize_montage(template: np.ndarray, images: Sequence[tuple[str, np.ndarray]], grid: Grid, path,
                       levels=(0.35, 0.65), flagged: Sequence[str] = ()) -> None:
     """PNG montage: each normalised image (rows) in three planes through the template's hottest voxel,
-    with the template's iso-contours (fractions ``levels`` of its maximum) on top.
+    with the template's iso-contours (fractions ``levels`` of its maximum, after 6 mm smoothing) on top.
 
     Neurological display (subject's left on the left of axial and coronal
     views; images are not yet mirrored). Subjects in ``flagged`` get a red title.
@@ -90,7 +90,10 @@ def normalize_montage(template: np.ndarray, images: Sequence[tuple[str, np.ndarr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from scipy.ndimage import gaussian_filter
+
     tpl = np.asarray(template, dtype=float)
+    tpl = gaussian_filter(tpl, 6.0 / 2.3548 / grid.voxel_mm)  # 6 mm FWHM: smooth contours for display only
     ci, cj, ck = np.unravel_index(int(np.argmax(tpl)), tpl.shape)
     ext = [[grid.axis_mm(a)[0] - grid.voxel_mm / 2, grid.axis_mm(a)[-1] + grid.voxel_mm / 2] for a in range(3)]
     planes = [  # (title, slicer, extent (horizontal, vertical) axes)
@@ -103,7 +106,7 @@ def normalize_montage(template: np.ndarray, images: Sequence[tuple[str, np.ndarr
     lv = [f * tpl.max() for f in levels]
     for row, (subject, img) in enumerate(images or [("template", tpl)]):
         img = np.asarray(img, dtype=float)
-        vmax = np.percentile(img, 99.5) or 1.0
+        vmax = np.percentile(img, 99.9) or 1.0
         for col, (title, sl, extent) in enumerate(planes):
             ax = axes[row, col]
             ax.imshow(sl(img).T, origin="lower", cmap="gray", vmin=0, vmax=vmax, extent=extent, interpolation="nearest")
@@ -115,7 +118,7 @@ def normalize_montage(template: np.ndarray, images: Sequence[tuple[str, np.ndarr
             if col == 0:
                 ax.set_ylabel(subject, fontsize=8, color="red" if subject in flagged else "black")
     fig.suptitle("Normalised images with the template contour (L on the left)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (2.4 * n + 0.4)))
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

@@ -19,8 +19,11 @@ from .affine import FWHM_TO_SIGMA, estimate_affine, reslice_to_grid, smooth_mm
 
 log = logging.getLogger(__name__)
 
-# Seed uptake above the brain background (=1), from typical FP-CIT binding ratios.
+# Seed uptake above the brain background (=1), from typical FP-CIT binding ratios,
+# and the extracerebral (scalp, skull, soft tissue) uptake visible in FP-CIT SPECT.
 SEED_BINDING = {"striatum": 2.5, "Thalamus": 0.45, "Brain-Stem": 0.4, "Lateral_Ventricle": -0.6}
+SEED_SHELL_UPTAKE = 0.3
+SEED_SHELL_MM = 10.0
 
 
 def symmetrise(image: np.ndarray) -> np.ndarray:
@@ -29,20 +32,30 @@ def symmetrise(image: np.ndarray) -> np.ndarray:
     return (0.5 * (image + image[::-1])).astype(np.float32)
 
 
-def seed_template(atlas, fwhm_mm: float = 12.0, binding: dict | None = None) -> np.ndarray:
+def seed_template(atlas, fwhm_mm: float = 12.0, binding: dict | None = None,
+                  shell_uptake: float = SEED_SHELL_UPTAKE, shell_mm: float = SEED_SHELL_MM) -> np.ndarray:
     """A DAT-like image in MNI space built from the atlas, on ``atlas.grid``.
 
-    brain (GM + WM probability, clipped to 1) = 1, plus ``binding`` times the
-    probability of the striata (caudate + putamen + accumbens), thalamus and
-    brain stem, minus the ventricles; clipped at 0, smoothed to ``fwhm_mm``
-    FWHM and symmetrised. float32, ``atlas.grid.shape``.
+    Intracranial volume (the atlas brain mask, holes filled) = 1, plus
+    ``binding`` times the probability of the striata (caudate + putamen +
+    accumbens), thalamus and brain stem, minus the ventricles; an extracerebral
+    shell of ``shell_mm`` around the brain at ``shell_uptake`` (FP-CIT SPECT
+    shows scalp and soft-tissue activity, and the head outline is what an
+    affine fit leans on most). Clipped at 0, smoothed to ``fwhm_mm`` FWHM,
+    symmetrised. float32, ``atlas.grid.shape``.
     """
+    from scipy.ndimage import binary_fill_holes, distance_transform_edt
+
     b = dict(SEED_BINDING, **(binding or {}))
-    img = np.clip(atlas.gm + atlas.wm, 0, 1).astype(np.float64)
+    brain = binary_fill_holes(atlas.brain_mask)
+    img = brain.astype(np.float64)
     striatum = sum(atlas.prob(base) for base in ("Caudate", "Putamen", "Accumbens"))
     img += b["striatum"] * np.clip(striatum, 0, 1)
     for base in ("Thalamus", "Brain-Stem", "Lateral_Ventricle"):
         img += b[base] * atlas.prob(base)
+    if shell_uptake and shell_mm > 0:
+        dist = distance_transform_edt(~brain, sampling=atlas.grid.voxel_mm)
+        img += shell_uptake * ((dist > 0) & (dist <= max(shell_mm, atlas.grid.voxel_mm)))
     img = np.clip(img, 0, None)
     sigma = fwhm_mm * FWHM_TO_SIGMA / atlas.grid.voxel_mm
     img = gaussian_filter(img, sigma, mode="constant")
@@ -124,6 +137,7 @@ def build_template(
     iterations: int = 2,
     fwhm_mm: float = 8.0,
     subjects: Sequence[str] | None = None,
+    average_fwhm_mm: float = 0.0,
     **estimate_kwargs,
 ) -> tuple[np.ndarray, list[dict]]:
     """Iteratively register ``images`` to the current template, average, symmetrise.
@@ -135,8 +149,10 @@ def build_template(
     reference_mask : boolean mask on ``grid`` (non-specific brain); each resliced
         image is divided by its mean there and multiplied by the seed's mean
         there, so the template keeps the seed's units.
-    iterations : rounds of register -> average -> symmetrise (0 returns the seed).
+    iterations : rounds of register -> average -> smooth -> symmetrise (0 returns the seed).
     fwhm_mm : smoothing of sources and template for the registration.
+    average_fwhm_mm : extra smoothing of each new average (default none: a template blurrier than
+        the scans biases the fitted zooms; the registration smooths both anyway).
     estimate_kwargs : passed to :func:`~datxai.register.affine.estimate_affine`.
 
     Returns
@@ -173,6 +189,7 @@ def build_template(
             n_used += 1
         if n_used < 2:
             raise ValueError(f"template iteration {it + 1}: only {n_used} registration(s) usable, need >= 2")
-        template = symmetrise(acc / n_used)
+        template = symmetrise(smooth_mm(acc / n_used, grid.affine, average_fwhm_mm))
+        template *= np.float32(ref_level / float(template[ref].mean()))  # the seed's units, after smoothing
         log.info("template iteration %d/%d: averaged %d of %d images", it + 1, iterations, n_used, len(images))
     return template, records
