@@ -139,3 +139,34 @@ def test_load_dataset_checks_the_files(tmp_path):
     save_npy(data.x.astype(np.float64), tmp_path / "f64.npy")
     with pytest.raises(InputError, match="expected float32"):
         load_dataset(tmp_path / "f64.npy", tmp_path / "train.tsv")
+
+
+def test_run_training_and_evaluation_from_files(tmp_path):
+    """The adapters' path: dataset files in, model/history/hyperparameters/checkpoint and predictions out."""
+    import pandas as pd
+
+    from datxai.model.evaluate import run_evaluation
+
+    for subset, (n, seed) in {"train": (16, 0), "val": (8, 1), "test": (6, 2)}.items():
+        data = _toy(n, seed=seed)
+        save_npy(data.x, tmp_path / f"{subset}.npy")
+        write_tsv(pd.DataFrame({"subject": data.subjects, "label": np.where(data.y, "reduced", "normal"),
+                                "y": data.y}), tmp_path / f"{subset}.tsv")
+    out = {k: tmp_path / "out" / f for k, f in [("model", "model.pt"), ("history", "history.tsv"),
+                                               ("hyperparameters", "hp.json"), ("checkpoint", "checkpoint.pt")]}
+    model_cfg = {"conv_filters": 4, "n_conv": 4, "fc_widths": {"full": [8, 4]}, "dropout": 0.2}
+    train_cfg = {"learning_rate": 3e-3, "batch_size": 4, "epochs": {"full": 2}, "device": "cpu"}
+    from datxai.model.train import run_training
+    run_training(tmp_path / "train.npy", tmp_path / "train.tsv", tmp_path / "val.npy", tmp_path / "val.tsv", out,
+                 model_cfg, train_cfg, setting="full", master_seed=20211)
+    assert all(p.is_file() for p in out.values())
+    assert not (tmp_path / "out" / "resume").exists()  # the running checkpoint became checkpoint.pt
+    assert torch.load(out["checkpoint"], weights_only=True)["epoch"] == 2
+    pred = run_evaluation(out["model"], tmp_path / "test.npy", tmp_path / "test.tsv", tmp_path / "pred.tsv",
+                          device="cpu")
+    assert list(pred["subject"]) == [f"sub-{i:04d}" for i in range(6)]
+    assert set(pred["outcome"]) <= {"TP", "TN", "FP", "FN"}
+    save_npy(np.zeros((6, 9, 8, 7), np.float32), tmp_path / "wrong.npy")
+    with pytest.raises(InputError, match=r"wrong.npy: images of shape \(9, 8, 7\) but .*model.pt was trained on"):
+        run_evaluation(out["model"], tmp_path / "wrong.npy", tmp_path / "test.tsv", tmp_path / "p2.tsv", device="cpu")
+    assert not (tmp_path / "p2.tsv").exists()

@@ -40,7 +40,8 @@ def all_histories(wildcards):
 
 rule train_cnn:
     """Adam, cross-entropy, seeded; the model after the last epoch is kept (validation only monitored).
-    A killed job resumes from resume/checkpoint.pt (not an output, so Snakemake does not delete it)."""
+    A killed job resumes from resume/checkpoint.pt (not an output, so Snakemake does not delete it).
+    """
     input:
         train=res("dataset", "{setting}", "train.npy"),
         train_table=res("dataset", "{setting}", "train.tsv"),
@@ -56,6 +57,17 @@ rule train_cnn:
         ),
         hyperparameters=res("train", "{setting}", "hyperparameters.json"),
         checkpoint=res("train", "{setting}", "checkpoint.pt"),
+    log:
+        log("train_cnn", "{setting}.log"),
+    benchmark:
+        bench("train_cnn", "{setting}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        runtime=train_runtime,
+        mem_mb=train_mem_mb,
     params:
         model=config["model"],
         fc_widths=fc_widths,
@@ -63,17 +75,6 @@ rule train_cnn:
         epochs=train_epochs,
         seed=config["seed"],
         resume=res("train", "{setting}", "resume", "checkpoint.pt"),
-    resources:
-        gpu=1,
-        runtime=train_runtime,
-        mem_mb=train_mem_mb,
-    threads: 2
-    log:
-        log("train_cnn", "{setting}.log"),
-    benchmark:
-        bench("train_cnn", "{setting}.tsv")
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../../scripts/train_cnn.py"
 
@@ -86,15 +87,15 @@ rule evaluate_cnn:
         table=res("dataset", "{setting}", "test.tsv"),
     output:
         predictions=res("evaluate", "{setting}_predictions.tsv"),
-    params:
-        device=config["train"]["device"],
-        amp=config["train"]["amp"],
-        batch_size=config["train"]["batch_size"],
-    threads: 2
     log:
         log("evaluate_cnn", "{setting}.log"),
     conda:
         "../../envs/torch.yaml"
+    threads: 2
+    params:
+        device=config["train"]["device"],
+        amp=config["train"]["amp"],
+        batch_size=config["train"]["batch_size"],
     script:
         "../../scripts/evaluate_cnn.py"
 
@@ -115,13 +116,13 @@ rule collect_table1:
             category="Classification",
             labels={"figure": "Table 1 as bars with 95 % CIs"},
         ),
-    params:
-        settings=SETTINGS,
-        confidence=0.95,
     log:
         log("collect_table1.log"),
     conda:
         "../../envs/torch.yaml"
+    params:
+        settings=SETTINGS,
+        confidence=0.95,
     script:
         "../../scripts/collect_table1.py"
 
@@ -136,11 +137,11 @@ rule plot_learning_curves:
             category="Classification",
             labels={"figure": "learning curves"},
         ),
-    params:
-        settings=SETTINGS,
     log:
         log("plot_learning_curves.log"),
     conda:
         "../../envs/torch.yaml"
+    params:
+        settings=SETTINGS,
     script:
         "../../scripts/plot_learning_curves.py"

@@ -35,7 +35,7 @@ def predict(model: DatCNN, x: np.ndarray, batch_size: int = 8, device: str | tor
     model = model.to(device).eval()
     preds, probs = [], []
     for start in range(0, x.shape[0], batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)).to(device)
+        xb = torch.from_numpy(np.array(x[start:start + batch_size], dtype=np.float32)).to(device)  # a copy: x may be a read-only memmap
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=(amp and device.type == "cuda")):
             logits = model(xb.unsqueeze(1)).float()
         preds.append(logits.argmax(1).cpu().numpy())

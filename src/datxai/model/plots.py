@@ -43,7 +43,7 @@ def plot_table1(table, path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of test cases")
     ax.set_title("Test-set classification (95 % Wilson CI)")
-    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
     plt.close(fig)
@@ -72,7 +72,7 @@ def plot_learning_curves(histories: dict, path) -> None:
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    ax_acc.legend(frameon=False, fontsize=7, loc="lower right")
+    ax_acc.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -192,7 +192,7 @@ class _Batches:
     def __init__(self, data: Dataset, device: torch.device, channels_last: bool):
         self.data, self.device, self.channels_last = data, device, channels_last
         self.y = torch.from_numpy(data.y).to(device)
-        self.x = _to_tensor(np.asarray(data.x), device) if device.type == "cuda" else None
+        self.x = _to_tensor(np.array(data.x), device) if device.type == "cuda" else None  # one upload, kept resident
 
     def get(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self.x is not None:
