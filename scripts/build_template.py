@@ -33,7 +33,7 @@ seed = seed_template(atlas)
 images = [load_nifti(path_of[s]) for s in chosen]
 template, records = build_template(
     images, seed, grid, atlas.reference_mask, iterations=cfg["template_iterations"], fwhm_mm=cfg["smooth_fwhm_mm"],
-    subjects=chosen, sampling_mm=cfg["sampling_mm"], regularization=cfg["regularization"],
+    subjects=chosen, mean_size=cfg.get("template_mean_size", True), sampling_mm=cfg["sampling_mm"], regularization=cfg["regularization"],
     max_iterations=cfg["max_iterations"],
 )
 table = pd.DataFrame(records, columns=["subject", "iteration", "cost", "correlation", "diverged", "flags"])

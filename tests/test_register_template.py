@@ -89,3 +89,26 @@ def test_seed_template_from_atlas():
     assert 0.6 < seed[bg].mean() < 1.1
     assert seed[~atlas.brain_mask].mean() < 0.5 * seed[bg].mean()
     assert seed[atlas.mask("Lateral_Ventricle", threshold=0.5)].mean() < seed[atlas.mask("Thalamus")].mean()
+
+
+def test_mean_size_moves_the_template_to_the_cohorts_mean_head():
+    # every scan 10 % larger than the seed (like the enlargement without attenuation correction):
+    # with mean_size the template takes the cohort's size, so registrations to it have size ~1
+    from datxai.register.affine import register
+
+    rng = np.random.default_rng(2)
+    truth = phantom_image(GRID.shape, GRID.affine, scale=0.75, fwhm_mm=8.0)
+    images = []
+    for _ in range(2):
+        pose = rigid_affine(rng.uniform(-5, 5, 3), rng.uniform(-5, 5, 3), 1.1)
+        src = smooth_mm(phantom_image(NATIVE_SHAPE, np.linalg.inv(pose) @ NATIVE, scale=0.75, fwhm_mm=0.0), NATIVE, 8.0)
+        images.append((src, NATIVE))
+    ref = truth > 0.5
+    sizes = {}
+    for mean_size in (False, True):
+        tpl, _ = build_template(images, truth, GRID, ref, iterations=1, fwhm_mm=6.0, mean_size=mean_size)
+        m = register(*images[0], tpl, GRID.affine, fwhm_mm=6.0).matrix
+        sizes[mean_size] = np.cbrt(np.linalg.det(m[:3, :3]))
+    # 5 mm voxels: sizes within 2 % (about 1 mm at the edge of the 0.75-size head)
+    assert sizes[False] == pytest.approx(1.1, abs=0.02)
+    assert sizes[True] == pytest.approx(1.0, abs=0.02)

@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter
 
 from ..grid import Grid
 from ..io import InputError
-from .affine import FWHM_TO_SIGMA, estimate_affine, reslice_to_grid, smooth_mm
+from .affine import FWHM_TO_SIGMA, estimate_affine, resample_affine, reslice_to_grid, smooth_mm
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ def build_template(
     fwhm_mm: float = 8.0,
     subjects: Sequence[str] | None = None,
     average_fwhm_mm: float = 0.0,
+    mean_size: bool = True,
     **estimate_kwargs,
 ) -> tuple[np.ndarray, list[dict]]:
     """Iteratively register ``images`` to the current template, average, symmetrise.
@@ -153,6 +154,11 @@ def build_template(
     fwhm_mm : smoothing of sources and template for the registration.
     average_fwhm_mm : extra smoothing of each new average (default none: a template blurrier than
         the scans biases the fitted zooms; the registration smooths both anyway).
+    mean_size : rescale each new average about the MNI origin so that the registered images
+        mean size (geometric mean of ``det(M)^(1/3)``) is 1: the template then has the cohort's
+        mean head size, as MNI is an average head. Without it, whatever makes every scan look
+        larger or smaller than the seed (attenuation without correction enlarges FP-CIT heads by
+        ~5 %) is built into the template's frame.
     estimate_kwargs : passed to :func:`~datxai.register.affine.estimate_affine`.
 
     Returns
@@ -172,7 +178,7 @@ def build_template(
     records = []
     for it in range(int(iterations)):
         tpl_s = smooth_mm(template, grid.affine, fwhm_mm)
-        acc, n_used = np.zeros(grid.shape, dtype=np.float64), 0
+        acc, n_used, log_sizes = np.zeros(grid.shape, dtype=np.float64), 0, []
         for subj, (data, aff), src_s in zip(subjects, images, smoothed):
             res = estimate_affine(src_s, aff, tpl_s, grid.affine, **estimate_kwargs)
             records.append({"subject": subj, "iteration": it + 1, "cost": res.cost, "correlation": res.correlation,
@@ -187,9 +193,15 @@ def build_template(
                 continue
             acc += out * (ref_level / level)
             n_used += 1
+            log_sizes.append(np.log(np.linalg.det(res.matrix[:3, :3])) / 3.0)
         if n_used < 2:
             raise ValueError(f"template iteration {it + 1}: only {n_used} registration(s) usable, need >= 2")
-        template = symmetrise(smooth_mm(acc / n_used, grid.affine, average_fwhm_mm))
+        average = acc / n_used
+        size = float(np.exp(np.mean(log_sizes)))
+        if mean_size:  # T'(x) = T(x / size): registrations to T' have mean size 1
+            average = resample_affine(average, grid.affine, np.diag([1 / size] * 3 + [1.0]), grid.shape, grid.affine)
+        template = symmetrise(smooth_mm(average, grid.affine, average_fwhm_mm))
         template *= np.float32(ref_level / float(template[ref].mean()))  # the seed's units, after smoothing
-        log.info("template iteration %d/%d: averaged %d of %d images", it + 1, iterations, n_used, len(images))
+        log.info("template iteration %d/%d: averaged %d of %d images; their mean size relative to the template %.4f%s",
+                 it + 1, iterations, n_used, len(images), size, " (rescaled)" if mean_size else "")
     return template, records
