@@ -69,7 +69,24 @@ def test_initialisation_is_seeded_and_leaves_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), before)
     for (k, va), vb, vc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
         assert torch.equal(va, vb), k
-        assert not torch.equal(va, vc), k
+        if k.endswith("bias"):
+            assert not va.any(), k  # Keras default: zero biases
+        else:
+            assert not torch.equal(va, vc), k
+
+
+def test_initialisation_is_glorot_uniform():
+    """Weight variance 2 / (fan_in + fan_out) (Glorot & Bengio 2010), which keeps activations from vanishing."""
+    model = build_model((9, 10, 8), seed=3)
+    for name, p in model.named_parameters():
+        if name.endswith("weight"):
+            fan_out, fan_in = p.shape[0] * p[0, 0].numel(), p.shape[1] * p[0, 0].numel()
+            expected = 2.0 / (fan_in + fan_out)
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            assert p.abs().max() <= bound + 1e-7, name
+            # sample variance of >= 432 uniform draws lies within 25 % of its expectation
+            if p.numel() >= 432:
+                assert p.var().item() == pytest.approx(expected, rel=0.25), name
 
 
 def test_bad_architecture_is_refused():

@@ -1,4 +1,4 @@
-# Python shared by every stage file (config and participants validation,
+# Python shared by every stage file: config and participants validation,
 # wildcard constraints, the subject list, named input functions, targets.
 
 import os
@@ -65,9 +65,28 @@ def participants_tsv():
 
 
 def final_targets():
-    """Everything `rule all` builds, stage by stage."""
+    """Everything `rule all` builds, stage by stage in DAG order."""
     targets = []
     if SYNTHETIC:
         targets += [res("cohort", "figures", "montage.png")]
-    targets += expand(res("recon", "{subject}_spect.nii.gz"), subject=SUBJECTS)
+    targets += [
+        res("qc", "normalize_montage.png"),
+        res("qc", "registration.tsv"),
+        res("quant", "sbr.tsv"),
+        res("split", "balance.tsv"),
+    ]
+    targets += expand(res("figures", "dataset_{setting}.png"), setting=SETTINGS)
+    targets += [
+        res("evaluate", "table1.tsv"),
+        res("figures", "learning_curves.png"),
+        res("figures", "table1_metrics.png"),
+    ]
+    targets += explain_targets()
+    targets += stats_targets()
+    targets += report_targets()
+    if SYNTHETIC:
+        targets += [
+            res("validation", "registration_vs_truth.tsv"),
+            res("validation", "sbr_vs_truth.tsv"),
+        ]
     return targets

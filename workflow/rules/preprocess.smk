@@ -14,7 +14,7 @@ rule scale_and_quantify:
     log:
         log("scale_and_quantify", "{subject}.log"),
     group:
-        "subject"
+        "preproc"
     conda:
         "../../envs/recon.yaml"
     params:

@@ -24,7 +24,7 @@ rule reconstruct_spect:
     benchmark:
         bench("reconstruct_spect", "{subject}.tsv")
     group:
-        "subject"
+        "recon"
     conda:
         "../../envs/recon.yaml"
     params:

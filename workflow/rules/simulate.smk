@@ -72,7 +72,7 @@ rule simulate_subject:
     benchmark:
         bench("simulate_subject", "{subject}.tsv")
     group:
-        "subject"
+        "recon"
     conda:
         "../../envs/recon.yaml"
     params:

@@ -104,8 +104,11 @@ def build_model(input_shape: Sequence[int], conv_filters: int = 16, n_conv: int 
                 device: str | torch.device | None = None) -> DatCNN:
     """Build the CNN for images of ``input_shape`` voxels ``(nx, ny, nz)``.
 
-    ``seed`` makes the initialisation (PyTorch's default: Kaiming-uniform weights,
-    uniform biases) deterministic without touching the caller's global RNG.
+    Weights are Glorot-uniform and biases zero (the Keras defaults the papers'
+    implementation used). PyTorch's own default (Kaiming-uniform with a = sqrt(5))
+    shrinks the activation variance ~6x per conv + ReLU layer, so after four
+    layers the 3-D net barely trains on small cohorts. ``seed`` makes the
+    initialisation deterministic without touching the caller's global RNG.
     ``device="meta"`` builds it without allocating memory (parameter counting).
     """
     kwargs = _check_arch(input_shape, conv_filters, n_conv, fc_widths, dropout)
@@ -113,12 +116,22 @@ def build_model(input_shape: Sequence[int], conv_filters: int = 16, n_conv: int 
         with torch.device("meta"):
             return DatCNN(**kwargs)
     if seed is None:
-        model = DatCNN(**kwargs)
+        model = _glorot_init(DatCNN(**kwargs))
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
-            model = DatCNN(**kwargs)
+            model = _glorot_init(DatCNN(**kwargs))
     return model.to(device) if device is not None else model
+
+
+def _glorot_init(model: nn.Module) -> nn.Module:
+    """Glorot-uniform weights and zero biases for every Conv3d and Linear layer (in place)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv3d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
