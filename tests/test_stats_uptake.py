@@ -86,6 +86,15 @@ def test_merge_names_missing_subject():
         merge_uptake(up, part)
 
 
+def test_merge_takes_label_from_participants_even_if_the_table_has_one():
+    """sbr.tsv carries a label column too; the participants sheet wins and no label_x/label_y appear."""
+    sbr = pd.DataFrame({"subject": ["s1", "s2"], "sbr_putamen_ipsi": [1.0, 2.0], "label": ["stale", "stale"]})
+    part = pd.DataFrame({"subject": ["s1", "s2"], "label": ["reduced", "normal"]})
+    out = merge_uptake(sbr, part)
+    assert out["label"].tolist() == ["reduced", "normal"]
+    assert not {"label_x", "label_y"} & set(out.columns)
+
+
 CLUSTERS = pd.DataFrame({"cluster": [1, 2, 3, 4], "label": ["Insular_Cortex", "Amygdala", "Insular_Cortex", "Insular_Cortex"],
                          "side": ["C", "I", "I", "I"], "n_voxels": [10, 20, 5, 8]})
 TTESTS = pd.DataFrame({"cluster": [1, 2, 3, 4, 1, 2], "subset": ["train"] * 4 + ["test"] * 2,

@@ -84,7 +84,7 @@ rule normalize_to_mni:
     benchmark:
         bench("normalize_to_mni", "{subject}.tsv")
     group:
-        "normalize"
+        "preproc"
     conda:
         "../../envs/recon.yaml"
     params:

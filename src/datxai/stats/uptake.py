@@ -142,6 +142,9 @@ def merge_uptake(uptake: pd.DataFrame, participants: pd.DataFrame, split: pd.Dat
             raise InputError(f"{sources.get(name, name)}: no row for subject(s) {missing[:5]}"
                              + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
         keep = cols if cols is not None else [c for c in df.columns if c.startswith("sbr_")]
+        # the participants sheet is the one source of the label (and split of the subset):
+        # a same-named column already in the table is replaced, not suffixed
+        out = out.drop(columns=[c for c in keep if c in out.columns])
         out = out.merge(df[["subject", *keep]], on="subject", how="left", validate="many_to_one")
     if "label" in out and not out["label"].isin(["normal", "reduced"]).all():
         bad = sorted(set(out["label"]) - {"normal", "reduced"})
