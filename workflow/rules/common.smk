@@ -6,6 +6,7 @@ import os
 from snakemake.exceptions import WorkflowError
 
 from datxai.config import ConfigError, validate_config
+from datxai.simulate.cohort import example_subjects
 
 try:
     validate_config(config, source="config")
@@ -90,3 +91,217 @@ def final_targets():
             res("validation", "sbr_vs_truth.tsv"),
         ]
     return targets
+
+
+# --- simulate stage ----------------------------------------------------
+
+def montage_subjects():
+    """One truly normal and one truly reduced subject (drawn from the config alone, no files)."""
+    return (
+        list(example_subjects(config["simulate"], config["seed"])) if SYNTHETIC else []
+    )
+
+
+def montage_activity(wildcards):
+    return expand(
+        res("cohort", "truth", "{subject}_activity.nii.gz"), subject=montage_subjects()
+    )
+
+
+def montage_dicom(wildcards):
+    return expand(res("cohort", "dicom", "{subject}.dcm"), subject=montage_subjects())
+
+
+def montage_truth(wildcards):
+    return expand(
+        res("cohort", "truth", "{subject}_truth.json"), subject=montage_subjects()
+    )
+
+
+# --- reconstruct stage -------------------------------------------------
+
+
+def projections_dicom(wildcards):
+    """The subject's projection file: the synthetic camera export, or the user's DICOM (cohort.source dicom)."""
+    if config["cohort"]["source"] == "dicom":
+        return config["cohort"]["images"].format(subject=wildcards.subject)
+    return res("cohort", "dicom", f"{wildcards.subject}.dcm")
+
+
+# --- normalize stage ---------------------------------------------------
+
+
+def _native_path(subject):
+    if config["cohort"]["source"] == "nifti":
+        return config["cohort"]["images"].format(subject=subject)
+    return res("recon", f"{subject}_spect.nii.gz")
+
+
+def native_image(wildcards):
+    """The native-space SPECT of one subject: reconstructed, or the user's NIfTI (cohort.source nifti)."""
+    return _native_path(wildcards.subject)
+
+
+def template_candidate_images(wildcards):
+    """Native images of every subject, in SUBJECTS order; build_template picks the balanced subset by visual read."""
+    return [_native_path(s) for s in SUBJECTS]
+
+
+def template_image(wildcards):
+    """The template subjects are registered to: the user's (normalize.template) or the one built from the cohort."""
+    return config["normalize"]["template"] or res("template", "fpcit_template.nii.gz")
+
+
+def normalized_images(wildcards):
+    return expand(
+        res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=SUBJECTS
+    )
+
+
+def affine_jsons(wildcards):
+    return expand(res("normalized", "{subject}_affine.json"), subject=SUBJECTS)
+
+
+def truth_jsons(wildcards):
+    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=SUBJECTS)
+
+
+# --- train stage -------------------------------------------------------
+
+
+def fc_widths(wildcards):
+    """Fully connected layer widths of this setting."""
+    return config["model"]["fc_widths"][wildcards.setting]
+
+
+def train_epochs(wildcards):
+    """Number of epochs of this setting (the final model is the last epoch)."""
+    return config["train"]["epochs"][wildcards.setting]
+
+
+def _grid_voxels():
+    shape = config["grid"]["shape"]
+    return int(shape[0]) * int(shape[1]) * int(shape[2])
+
+
+def train_mem_mb(wildcards):
+    """Host memory: 4 copies of the parameters (weights, gradients, Adam moments) + images + 2 GB."""
+    fc1 = int(config["model"]["fc_widths"][wildcards.setting][0])
+    params = _grid_voxels() * int(config["model"]["conv_filters"]) * fc1
+    images = len(SUBJECTS) * _grid_voxels()
+    return 2000 + int((16 * params + 2 * 4 * images) / 1e6)
+
+
+def train_runtime(wildcards):
+    """Minutes: ~2 min per epoch at the paper's 2 mm grid on one GPU (S1: 72 s on a Titan Xp), scaled by grid size."""
+    scale = _grid_voxels() / (71 * 90 * 72) * len(SUBJECTS) / 1306
+    return int(30 + 2 * train_epochs(wildcards) * max(scale, 0.05))
+
+
+def all_predictions(wildcards):
+    return expand(res("evaluate", "{setting}_predictions.tsv"), setting=SETTINGS)
+
+
+def all_histories(wildcards):
+    return expand(res("train", "{setting}", "history.tsv"), setting=SETTINGS)
+
+
+# --- explain stage -----------------------------------------------------
+
+COMPANION_SETTING = "full"
+
+
+def group_files(kind):
+    """Input function factory: one group map per setting, in SETTINGS order."""
+
+    def _files(wildcards):
+        return expand(res("group", "{setting}", kind), setting=SETTINGS)
+
+    return _files
+
+
+def cluster_niftis(wildcards):
+    return expand(
+        res("group", "{setting}", "clusters.nii.gz"), setting=CLUSTER_SETTINGS
+    )
+
+
+def cluster_tables(wildcards):
+    return expand(res("group", "{setting}", "clusters.tsv"), setting=CLUSTER_SETTINGS)
+
+
+def lrp_runtime(wildcards):
+    """Minutes: ~1 s per test case at the paper's grid on a GPU, ~20 s on a CPU core pair, plus start-up."""
+    voxels = (
+        int(config["grid"]["shape"][0])
+        * int(config["grid"]["shape"][1])
+        * int(config["grid"]["shape"][2])
+    )
+    return int(10 + len(SUBJECTS) * 0.35 * 20 * voxels / (71 * 90 * 72) / 60)
+
+
+def explain_targets():
+    """What the explain/group stage contributes to `rule all`."""
+    targets = expand(res("relevance", "{setting}"), setting=SETTINGS)
+    targets += expand(res("group", "{setting}", "heat.nii.gz"), setting=SETTINGS)
+    targets += cluster_tables(None)
+    targets += [
+        res("figures", "fig1_relevance.png"),
+        res("figures", "fig2_heat_striatum.png"),
+        res("figures", "fig3_clusters.png"),
+    ]
+    if COMPANION_SETTING in SETTINGS:
+        targets += [
+            res("companion", "putamen_relevance.tsv"),
+            res("companion", "summary.tsv"),
+        ]
+    if SYNTHETIC:
+        targets += [res("validation", "clusters_vs_truth.tsv")]
+    return targets
+
+
+# --- stats stage -------------------------------------------------------
+
+ROI_SETTING = config["stats"]["roi_setting"]
+
+
+def scaled_images(wildcards):
+    """The scaled, mirrored MNI image of every subject, in SUBJECTS order."""
+    return expand(
+        res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS
+    )
+
+
+def stats_targets():
+    """What the stats stage contributes to `rule all`."""
+    return [
+        res("stats", "ttests.tsv"),
+        res("stats", "roc.tsv"),
+        res("stats", "correlation.tsv"),
+        res("stats", "focus.json"),
+        res("stats", "uptake_statistics.html"),
+        res("figures", "fig4_focus_uptake.png"),
+        res("figures", "fig5_uptake_vs_sbr.png"),
+        res("stats", "sbr_comparator.tsv"),
+    ]
+
+
+# --- report stage ------------------------------------------------------
+
+
+def provenance_images(wildcards):
+    """The cohort's raw inputs that are checksummed: DICOM projections (synthetic) or the user's images."""
+    if SYNTHETIC:
+        return expand(res("cohort", "dicom", "{subject}.dcm"), subject=SUBJECTS)
+    pattern = config["cohort"]["images"]
+    return expand(pattern, subject=SUBJECTS) if pattern else []
+
+
+def hyperparameter_files(wildcards):
+    """train/{setting}/hyperparameters.json of every setting (they record the device each model trained on)."""
+    return expand(res("train", "{setting}", "hyperparameters.json"), setting=SETTINGS)
+
+
+def report_targets():
+    """What the report stage contributes to `rule all`."""
+    return [res("provenance.json"), res("provenance_check.tsv")]

@@ -2,62 +2,6 @@
 # (mean TP - mean TN), extrastriatal clusters, the companion study's (S2) checks,
 # Figs 1-3 and, for the synthetic cohort, the clusters against the planted truth.
 
-COMPANION_SETTING = "full"
-
-
-def group_files(kind):
-    """Input function factory: one group map per setting, in SETTINGS order."""
-
-    def _files(wildcards):
-        return expand(res("group", "{setting}", kind), setting=SETTINGS)
-
-    return _files
-
-
-def cluster_niftis(wildcards):
-    return expand(
-        res("group", "{setting}", "clusters.nii.gz"), setting=CLUSTER_SETTINGS
-    )
-
-
-def cluster_tables(wildcards):
-    return expand(res("group", "{setting}", "clusters.tsv"), setting=CLUSTER_SETTINGS)
-
-
-def truth_jsons(wildcards):
-    """Synthetic cohort only: the simulator's per-subject truth (read by validation alone)."""
-    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=SUBJECTS)
-
-
-def lrp_runtime(wildcards):
-    """Minutes: ~1 s per test case at the paper's grid on a GPU, ~20 s on a CPU core pair, plus start-up."""
-    voxels = (
-        int(config["grid"]["shape"][0])
-        * int(config["grid"]["shape"][1])
-        * int(config["grid"]["shape"][2])
-    )
-    return int(10 + len(SUBJECTS) * 0.35 * 20 * voxels / (71 * 90 * 72) / 60)
-
-
-def explain_targets():
-    """What the explain/group stage contributes to `rule all`."""
-    targets = expand(res("relevance", "{setting}"), setting=SETTINGS)
-    targets += expand(res("group", "{setting}", "heat.nii.gz"), setting=SETTINGS)
-    targets += cluster_tables(None)
-    targets += [
-        res("figures", "fig1_relevance.png"),
-        res("figures", "fig2_heat_striatum.png"),
-        res("figures", "fig3_clusters.png"),
-    ]
-    if COMPANION_SETTING in SETTINGS:
-        targets += [
-            res("companion", "putamen_relevance.tsv"),
-            res("companion", "summary.tsv"),
-        ]
-    if SYNTHETIC:
-        targets += [res("validation", "clusters_vs_truth.tsv")]
-    return targets
-
 
 rule compute_relevance:
     """LRP from the logit of the most activated (= evaluated) output: epsilon at Linear layers, alpha2-beta1 at

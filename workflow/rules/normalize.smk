@@ -3,41 +3,6 @@
 # cohorts, the error against the simulated head pose.
 
 
-def _native_path(subject):
-    if config["cohort"]["source"] == "nifti":
-        return config["cohort"]["images"].format(subject=subject)
-    return res("recon", f"{subject}_spect.nii.gz")
-
-
-def native_image(wildcards):
-    """The native-space SPECT of one subject: reconstructed, or the user's NIfTI (cohort.source nifti)."""
-    return _native_path(wildcards.subject)
-
-
-def template_candidate_images(wildcards):
-    """Native images of every subject, in SUBJECTS order; build_template picks the balanced subset by visual read."""
-    return [_native_path(s) for s in SUBJECTS]
-
-
-def template_image(wildcards):
-    """The template subjects are registered to: the user's (normalize.template) or the one built from the cohort."""
-    return config["normalize"]["template"] or res("template", "fpcit_template.nii.gz")
-
-
-def normalized_images(wildcards):
-    return expand(
-        res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=SUBJECTS
-    )
-
-
-def affine_jsons(wildcards):
-    return expand(res("normalized", "{subject}_affine.json"), subject=SUBJECTS)
-
-
-def truth_jsons(wildcards):
-    return expand(res("cohort", "truth", "{subject}_truth.json"), subject=SUBJECTS)
-
-
 rule build_template:
     """Seed from the atlas, then register, average and symmetrise a label-balanced subset of the cohort.
 

@@ -2,13 +2,6 @@
 # cut-off in cycles/cm, no attenuation correction unless configured).
 
 
-def projections_dicom(wildcards):
-    """The subject's projection file: the synthetic camera export, or the user's DICOM (cohort.source dicom)."""
-    if config["cohort"]["source"] == "dicom":
-        return config["cohort"]["images"].format(subject=wildcards.subject)
-    return res("cohort", "dicom", f"{wildcards.subject}.dcm")
-
-
 rule reconstruct_spect:
     """Filtered back-projection of one subject's projections into native space (RAS+, bin-size voxels).
 

@@ -3,24 +3,6 @@
 # `snakemake --report results/report.html`; its front page is workflow/report/workflow.rst.
 
 
-def provenance_images(wildcards):
-    """The cohort's raw inputs that are checksummed: DICOM projections (synthetic) or the user's images."""
-    if SYNTHETIC:
-        return expand(res("cohort", "dicom", "{subject}.dcm"), subject=SUBJECTS)
-    pattern = config["cohort"]["images"]
-    return expand(pattern, subject=SUBJECTS) if pattern else []
-
-
-def hyperparameter_files(wildcards):
-    """train/{setting}/hyperparameters.json of every setting (they record the device each model trained on)."""
-    return expand(res("train", "{setting}", "hyperparameters.json"), setting=SETTINGS)
-
-
-def report_targets():
-    """What the report stage contributes to `rule all`."""
-    return [res("provenance.json"), res("provenance_check.tsv")]
-
-
 rule write_provenance:
     """Resolved config, package versions, git commit, sha256 of every input, seeds and training devices."""
     input:

@@ -2,31 +2,6 @@
 # phantom anatomy, one camera export (DICOM NM) per subject, and a montage.
 # The truth under cohort/truth/ is read by validation rules only, never by the analysis.
 
-from datxai.simulate.cohort import example_subjects
-
-
-def montage_subjects():
-    """One truly normal and one truly reduced subject (drawn from the config alone, no files)."""
-    return (
-        list(example_subjects(config["simulate"], config["seed"])) if SYNTHETIC else []
-    )
-
-
-def montage_activity(wildcards):
-    return expand(
-        res("cohort", "truth", "{subject}_activity.nii.gz"), subject=montage_subjects()
-    )
-
-
-def montage_dicom(wildcards):
-    return expand(res("cohort", "dicom", "{subject}.dcm"), subject=montage_subjects())
-
-
-def montage_truth(wildcards):
-    return expand(
-        res("cohort", "truth", "{subject}_truth.json"), subject=montage_subjects()
-    )
-
 
 rule simulate_participants:
     """Draw the whole cohort at once (ages, sexes, classes, doses, binding, poses, reader flips)."""

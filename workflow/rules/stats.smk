@@ -3,29 +3,6 @@
 # between reduced and normal (t-tests, ROC) in train and test and correlated with
 # the ipsilateral putamen SBR; Figs. 4-5; the putamen SBR as a conventional classifier.
 
-ROI_SETTING = config["stats"]["roi_setting"]
-
-
-def scaled_images(wildcards):
-    """The scaled, mirrored MNI image of every subject, in SUBJECTS order."""
-    return expand(
-        res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), subject=SUBJECTS
-    )
-
-
-def stats_targets():
-    """What the stats stage contributes to `rule all`."""
-    return [
-        res("stats", "ttests.tsv"),
-        res("stats", "roc.tsv"),
-        res("stats", "correlation.tsv"),
-        res("stats", "focus.json"),
-        res("stats", "uptake_statistics.html"),
-        res("figures", "fig4_focus_uptake.png"),
-        res("figures", "fig5_uptake_vs_sbr.png"),
-        res("stats", "sbr_comparator.tsv"),
-    ]
-
 
 rule cluster_uptake:
     """Mean scaled uptake of every subject in every cluster; the images are read once and stacked."""

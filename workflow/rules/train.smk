@@ -1,43 +1,6 @@
 # The 3-D CNN per setting (GPU rule), its test-set evaluation, Table 1 and the learning curves.
 
 
-def fc_widths(wildcards):
-    """Fully connected layer widths of this setting."""
-    return config["model"]["fc_widths"][wildcards.setting]
-
-
-def train_epochs(wildcards):
-    """Number of epochs of this setting (the final model is the last epoch)."""
-    return config["train"]["epochs"][wildcards.setting]
-
-
-def _grid_voxels():
-    shape = config["grid"]["shape"]
-    return int(shape[0]) * int(shape[1]) * int(shape[2])
-
-
-def train_mem_mb(wildcards):
-    """Host memory: 4 copies of the parameters (weights, gradients, Adam moments) + images + 2 GB."""
-    fc1 = int(config["model"]["fc_widths"][wildcards.setting][0])
-    params = _grid_voxels() * int(config["model"]["conv_filters"]) * fc1
-    images = len(SUBJECTS) * _grid_voxels()
-    return 2000 + int((16 * params + 2 * 4 * images) / 1e6)
-
-
-def train_runtime(wildcards):
-    """Minutes: ~2 min per epoch at the paper's 2 mm grid on one GPU (S1: 72 s on a Titan Xp), scaled by grid size."""
-    scale = _grid_voxels() / (71 * 90 * 72) * len(SUBJECTS) / 1306
-    return int(30 + 2 * train_epochs(wildcards) * max(scale, 0.05))
-
-
-def all_predictions(wildcards):
-    return expand(res("evaluate", "{setting}_predictions.tsv"), setting=SETTINGS)
-
-
-def all_histories(wildcards):
-    return expand(res("train", "{setting}", "history.tsv"), setting=SETTINGS)
-
-
 rule train_cnn:
     """Adam, cross-entropy, seeded; the model after the last epoch is kept (validation only monitored).
     A killed job resumes from resume/checkpoint.pt (not an output, so Snakemake does not delete it).
