@@ -33,8 +33,16 @@ def test_group_means_and_heat():
     np.testing.assert_allclose(g["mean_tn"], tn, atol=1e-6)
     np.testing.assert_allclose(g["heat"], tp - tn, atol=2e-6)
     assert (g["n_tp"], g["n_tn"]) == (3, 3)
-    with pytest.raises(ValueError, match="no TP test case"):
-        group_maps(table[table.outcome != "TP"], maps.__getitem__, "nostriatum")
+    assert g["basis_tp"].startswith("correctly classified")
+    # no TP case: the reduced mean falls back to all reduced test cases (FN here), and says so
+    no_tp = table[table.outcome != "TP"]
+    g2 = group_maps(no_tp, maps.__getitem__, "nostriatum")
+    fn = np.mean([maps[s] for s in no_tp.subject[no_tp.outcome == "FN"]], axis=0)
+    np.testing.assert_allclose(g2["mean_tp"], fn, atol=1e-6)
+    assert "no TP case" in g2["basis_tp"] and g2["basis_tn"].startswith("correctly classified")
+    # no reduced case at all: undefined
+    with pytest.raises(ValueError, match="no test case of the class of TP"):
+        group_maps(table[~table.outcome.isin(["TP", "FN"])], maps.__getitem__, "nostriatum")
     with pytest.raises(ValueError, match="shape"):
         mean_map(["a", "b"], {"a": np.zeros(SHAPE), "b": np.zeros((2, 2, 2))}.__getitem__)
 

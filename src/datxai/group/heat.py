@@ -44,17 +44,29 @@ def group_maps(table, load: Callable[[str], np.ndarray], setting: str = "") -> d
 
     Returns
     -------
-    ``{"mean_tp", "mean_tn", "heat": arrays float32, "n_tp", "n_tn": int}``.
-    Raises ValueError naming the setting when there is no TP or no TN case
-    (the heat map is then undefined).
+    ``{"mean_tp", "mean_tn", "heat": arrays float32, "n_tp", "n_tn": int,
+    "basis_tp", "basis_tn": str}``.
+
+    When a class has no correctly classified case (a weak classifier, e.g. the
+    'nostriatum' setting on a small cohort) the heat map of the paper is
+    undefined; the mean of that class is then taken over all its test cases
+    (TP + FN for reduced, TN + FP for normal), ``basis_*`` says so and a warning
+    is logged. Raises ValueError naming the setting when a class has no test case at all.
     """
     out = {}
-    for oc in ("TP", "TN"):
+    for oc, all_of_class in (("TP", ("TP", "FN")), ("TN", ("TN", "FP"))):
         subs = table.loc[table["outcome"] == oc, "subject"].astype(str).tolist()
+        basis = f"correctly classified ({oc})"
         if not subs:
-            raise ValueError(f"setting {setting!r}: no {oc} test case, so mean({oc}) and the heat map are undefined "
-                             f"(outcomes: {table['outcome'].value_counts().to_dict()})")
+            subs = table.loc[table["outcome"].isin(all_of_class), "subject"].astype(str).tolist()
+            basis = f"all test cases of the class ({' + '.join(all_of_class)}): no {oc} case"
+            if not subs:
+                raise ValueError(f"setting {setting!r}: no test case of the class of {oc}; the heat map is undefined "
+                                 f"(outcomes: {table['outcome'].value_counts().to_dict()})")
+            logger.warning("setting %r: no %s test case; mean over %s instead (%d cases)", setting, oc,
+                           " + ".join(all_of_class), len(subs))
         out[f"mean_{oc.lower()}"], out[f"n_{oc.lower()}"] = mean_map(subs, load)
+        out[f"basis_{oc.lower()}"] = basis
     out["heat"] = (out["mean_tp"].astype(np.float64) - out["mean_tn"]).astype(np.float32)
     logger.info("%s: heat map from %d TP and %d TN cases; range %.3g .. %.3g", setting, out["n_tp"], out["n_tn"],
                 out["heat"].min(), out["heat"].max())

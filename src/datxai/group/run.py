@@ -44,6 +44,7 @@ def run_group_relevance(relevance_dir, grid: Grid, out_heat, out_tp, out_tn, out
     for key, path in (("heat", out_heat), ("mean_tp", out_tp), ("mean_tn", out_tn)):
         save_nifti(g[key], grid.affine, path, header_extra={"mni": True})
     write_json({"setting": setting, "n_tp": g["n_tp"], "n_tn": g["n_tn"],
+                "basis_tp": g["basis_tp"], "basis_tn": g["basis_tn"],
                 "outcomes": {k: int(v) for k, v in table["outcome"].value_counts().items()},
                 "heat_min": float(g["heat"].min()), "heat_max": float(g["heat"].max())}, out_json)
     return g
