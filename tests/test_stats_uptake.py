@@ -60,7 +60,7 @@ def test_compute_uptake_files(tmp_path, rng, labels):
 
 def test_load_clusters_errors(tmp_path, rng, labels):
     _write_case(tmp_path, labels, rng, sides=("I", "L", "C"))
-    with pytest.raises(InputError, match="side must be I or C"):
+    with pytest.raises(InputError, match=r"side must be I, C or M, got \[.L.\]"):
         load_clusters(tmp_path / "clusters.nii.gz", tmp_path / "clusters.tsv")
     lab = labels.copy()
     lab[lab == 3] = 0

@@ -32,9 +32,10 @@ def load_clusters(nifti_path, tsv_path) -> tuple[np.ndarray, np.ndarray, pd.Data
     labels = np.rint(data).astype(np.int32)
     if np.any(np.abs(data - labels) > 1e-3) or labels.min() < 0:
         raise InputError(f"{nifti_path}: cluster labels must be non-negative integers")
-    if not table["side"].isin(["I", "C"]).all():
-        bad = sorted(set(table["side"]) - {"I", "C"})
-        raise InputError(f"{tsv_path}: column side must be I or C, got {bad}")
+    # I = ipsilateral, C = contralateral, M = midline (a cluster spanning both sides)
+    if not table["side"].isin(["I", "C", "M"]).all():
+        bad = sorted(set(table["side"]) - {"I", "C", "M"})
+        raise InputError(f"{tsv_path}: column side must be I, C or M, got {bad}")
     ids = table["cluster"].astype(int).to_numpy()
     present = set(np.unique(labels[labels > 0]).tolist())
     missing = sorted(set(ids.tolist()) - present)
