@@ -95,6 +95,7 @@ def final_targets():
 
 # --- simulate stage ----------------------------------------------------
 
+
 def montage_subjects():
     """One truly normal and one truly reduced subject (drawn from the config alone, no files)."""
     return (
