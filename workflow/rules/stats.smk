@@ -36,25 +36,25 @@ rule compute_uptake_statistics:
         ttests=report(
             res("stats", "ttests.tsv"),
             caption="../report/stats_ttests.rst",
-            category="Statistics",
+            category="Uptake statistics",
             labels={"item": "t-tests of cluster uptake (table)"},
         ),
         roc=report(
             res("stats", "roc.tsv"),
             caption="../report/stats_roc.rst",
-            category="Statistics",
+            category="Uptake statistics",
             labels={"item": "ROC of cluster uptake (table)"},
         ),
         correlation=report(
             res("stats", "correlation.tsv"),
             caption="../report/stats_correlation.rst",
-            category="Statistics",
+            category="Uptake statistics",
             labels={"item": "uptake vs putamen SBR (table)"},
         ),
         html=report(
             res("stats", "uptake_statistics.html"),
             caption="../report/stats_tables.rst",
-            category="Statistics",
+            category="Uptake statistics",
             labels={"item": "all cluster statistics (view)"},
         ),
         focus=res("stats", "focus.json"),
@@ -81,13 +81,13 @@ rule plot_stats_figures:
         fig4=report(
             res("figures", "fig4_focus_uptake.png"),
             caption="../report/stats_fig4.rst",
-            category="Statistics",
+            category="Uptake statistics",
             labels={"item": "Fig. 4: focus-cluster uptake and ROC"},
         ),
         fig5=report(
             res("figures", "fig5_uptake_vs_sbr.png"),
             caption="../report/stats_fig5.rst",
-            category="Statistics",
+            category="Uptake statistics",
             labels={"item": "Fig. 5: focus uptake vs putamen SBR"},
         ),
     log:

@@ -158,6 +158,9 @@ def read_projections(path, energy_window: int = 1) -> Projections:
         raise InputError(f"{path}: not a DICOM file (no 'DICM' marker)") from None
     except Exception as exc:  # truncated headers raise several types
         raise InputError(f"{path}: unreadable DICOM header ({type(exc).__name__})") from None
+    if "PixelData" not in ds:  # pydicom reads a file cut inside the header without complaint
+        raise InputError(f"{path}: no pixel data: the file is truncated ({path.stat().st_size} bytes) "
+                         "or is not an image (e.g. a report or a half-copied file)")
 
     sop = str(ds.get("SOPClassUID", ""))
     modality = str(ds.get("Modality", ""))
