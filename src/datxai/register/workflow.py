@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ..grid import Grid
-from ..io import atomic_path
+from ..io import atomic_path, load_nifti
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def run_normalize(source, template, out_image, out_json, grid: Grid, work_dir=No
     for p, what in ((source, "source image"), (template, "template")):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: {what} not found")
+        load_nifti(p)  # refuse a bad image by name here; inside nipype the reason ends up in a node traceback
     with tempfile.TemporaryDirectory(prefix="datxai-normalize-", dir=work_dir) as tmp:
         nipype_config.update_config({"execution": {"crashdump_dir": tmp, "crashfile_format": "txt",
                                                    "hash_method": "content", "remove_unnecessary_outputs": False},
