@@ -179,3 +179,15 @@ def check_images(table, pattern: str) -> ImageCheck:
         if m and m.group(1) not in known:
             orphans.append(f)
     return ImageCheck(missing=missing, orphans=sorted(orphans))
+
+
+def require_images(table, pattern: str, source="participants.tsv") -> None:
+    """Raise :class:`ParticipantsError` unless every subject has an image and every image a subject.
+
+    ``source`` names the participants sheet in the message; the message lists the
+    subjects without an image and the image files without a subject (see :func:`check_images`).
+    """
+    check = check_images(table, pattern)
+    if not check.ok:
+        raise ParticipantsError(f"{source}: the participants and the images (cohort.images) do not match:\n  "
+                                + check.message(pattern).replace("\n", "\n  "))

@@ -44,10 +44,13 @@ def _subjects():
     if SYNTHETIC:
         n = int(config["simulate"]["n_subjects"])
         return [f"sub-{i:04d}" for i in range(1, n + 1)]
-    from datxai.participants import load_participants, ParticipantsError
+    from datxai.participants import load_participants, require_images, ParticipantsError
 
+    sheet = config["cohort"]["participants"]
     try:
-        table = load_participants(config["cohort"]["participants"])
+        table = load_participants(sheet)
+        if config["cohort"]["images"]:
+            require_images(table, config["cohort"]["images"], source=sheet)
     except ParticipantsError as exc:
         raise WorkflowError(str(exc))
     return list(table["subject"])
