@@ -35,14 +35,16 @@ def inputs():
     return x
 
 
+@pytest.mark.parametrize("backend", ["zennit", "direct"])
 @pytest.mark.parametrize("zero_params", ["bias", "none"])
-def test_zennit_matches_reference(model, inputs, zero_params):
+def test_backends_match_reference(model, inputs, zero_params, backend):
     cfg = LRPConfig(zero_params=zero_params)
     rules = resolve_layer_rules(model, cfg.rules)
-    R, logits, tgt = relevance_batch(model, torch.from_numpy(inputs).unsqueeze(1), cfg)
+    R, logits, tgt = relevance_batch(model, torch.from_numpy(inputs).unsqueeze(1), cfg, backend=backend)
     for k in range(len(inputs)):
         ref, ref_logits, ref_t = reference_relevance(model, inputs[k], rules, zero_bias=(zero_params == "bias"))
         assert tgt[k].item() == ref_t
+        # direct: z = z+ + z- (+ b) in the alpha-beta layers (rounding ~1e-16 x sum |a w|)
         np.testing.assert_allclose(logits[k].numpy(), ref_logits, rtol=1e-12)
         # Both sides are float64 with the same stabilisers; what remains is summation order
         # over <= 420 terms per layer and 7 layers: ~1e-15 relative. 1e-10 of the map's scale is generous.
@@ -128,3 +130,103 @@ def test_explain_array_float32_batches_agree(inputs):
             assert c.relevance.dtype == np.float32 and c.relevance.shape == SHAPE
             np.testing.assert_allclose(c.relevance, r, rtol=0, atol=1e-5 * np.abs(r).max())
             assert abs(c.conservation - 1.0) < 1e-3
+
+
+# --- the direct (batched tensor) backend against zennit's hooks -------------------------------------------------
+
+RULE_SETS = [
+    dict(PAPER_RULES),
+    {"fc": "flat", "conv": "zplus"},
+    {"fc": "alphabeta", "conv": "epsilon"},
+    {"fc": "epsilon", "conv": "alphabeta"},
+]
+
+
+@pytest.mark.parametrize("rules", RULE_SETS, ids=["paper", "zplus-flat", "eps-conv", "ab-all"])
+@pytest.mark.parametrize("zero_params", ["bias", "none"])
+@pytest.mark.parametrize("pass_activations", [True, False])
+@pytest.mark.parametrize("shift", [0.0, -1.0], ids=["nonneg", "signed"])
+def test_direct_equals_zennit_float64(model, inputs, rules, zero_params, pass_activations, shift):
+    """Same rules, same stabilisers: the two backends differ only in summation order. In float64 that is ~1e-15
+    of the map's scale (the alpha-beta layers' z = z+ + z- adds ~1e-16 x sum|a w| per layer); 1e-10 is generous
+    and still catches any rule detail (a missing stabiliser sign, a bias in the wrong term: >= 1e-7).
+    ``shift=-1`` gives the input negative values: conv1 then takes the four-term alpha-beta path (x+/x-)."""
+    cfg = LRPConfig(rules=rules, zero_params=zero_params)
+    x = torch.from_numpy(inputs + shift).unsqueeze(1)
+    Rd, ld, td = relevance_batch(model, x, cfg, backend="direct", pass_activations=pass_activations)
+    Rz, lz, tz = relevance_batch(model, x, cfg, backend="zennit", pass_activations=pass_activations)
+    assert torch.equal(td, tz)
+    np.testing.assert_allclose(ld.numpy(), lz.numpy(), rtol=0, atol=1e-12 * float(lz.abs().max()))
+    scale = float(Rz.abs().max())
+    assert scale > 0
+    np.testing.assert_allclose(Rd.numpy(), Rz.numpy(), rtol=0, atol=1e-10 * scale)
+
+
+def test_direct_equals_zennit_float32_datcnn():
+    """The production CNN (channels-last convolutions) in float32 with several cases per batch. float32 rounding
+    (6e-8) through 7 layers with up to 432-term sums, divided by denominators near zero in places: the observed
+    difference is ~2e-6 of the map's scale on the 71 x 90 x 72 net (BENCHMARKS.md); 1e-4 leaves room, a wrong
+    rule detail is >= 1e-3."""
+    from datxai.model import build_model
+
+    m = build_model((9, 11, 8), conv_filters=4, fc_widths=(8, 6), seed=1)
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.uniform(0, 3, (3, 1, 9, 11, 8)).astype(np.float32))
+    Rd, ld, td = relevance_batch(m, x, LRPConfig(), backend="direct")
+    Rz, lz, tz = relevance_batch(m, x, LRPConfig(), backend="zennit")
+    assert Rd.dtype == torch.float32 and Rd.shape == (3, 9, 11, 8)
+    assert torch.equal(td, tz)
+    np.testing.assert_allclose(ld.numpy(), lz.numpy(), rtol=1e-5, atol=1e-6)
+    for k in range(3):
+        scale = float(Rz[k].abs().max())
+        np.testing.assert_allclose(Rd[k].numpy(), Rz[k].numpy(), rtol=0, atol=1e-4 * scale)
+
+
+def _odd_geometry_net():
+    """Strided, unpadded, anisotropically padded and dilated convolutions: the separable flat rule must hold."""
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(
+        torch.nn.Conv3d(1, 2, 3, stride=2), torch.nn.ReLU(),
+        torch.nn.Conv3d(2, 3, (3, 2, 3), padding=(1, 0, 2), dilation=(1, 2, 1)), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 2 * 6, 2),
+    ).double()
+    return net
+
+
+@pytest.mark.parametrize("rules", [{"conv": "flat", "fc": "epsilon"}, {"conv": "alphabeta", "fc": "flat"}])
+def test_direct_equals_zennit_odd_geometry(rules):
+    net = _odd_geometry_net()
+    x = torch.rand(2, 1, 9, 9, 9, dtype=torch.float64)
+    Rd, _, _ = relevance_batch(net, x, LRPConfig(rules=rules), backend="direct")
+    Rz, _, _ = relevance_batch(net, x, LRPConfig(rules=rules), backend="zennit")
+    np.testing.assert_allclose(Rd.numpy(), Rz.numpy(), rtol=0, atol=1e-10 * float(Rz.abs().max()))
+
+
+def test_direct_falls_back_or_refuses():
+    """gamma has no direct implementation; a forward the module chain does not show (here a functional tanh)
+    is detected by the first-call check. auto falls back to zennit, direct refuses."""
+    net = _odd_geometry_net()
+    x = torch.rand(1, 1, 9, 9, 9, dtype=torch.float64)
+    cfg = LRPConfig(rules={"conv": "gamma", "fc": "epsilon"})
+    Ra, _, _ = relevance_batch(net, x, cfg, backend="auto")
+    Rz, _, _ = relevance_batch(net, x, cfg, backend="zennit")
+    assert torch.equal(Ra, Rz)
+    with pytest.raises(ValueError, match="does not support"):
+        relevance_batch(net, x, cfg, backend="direct")
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _odd_geometry_net()
+
+        def forward(self, x):
+            return self.net(torch.tanh(x))
+
+    h = Hidden()
+    with pytest.raises(ValueError, match="does not support"):
+        relevance_batch(h, x, LRPConfig(rules={"conv": "flat", "fc": "epsilon"}), backend="direct")
+    Ra, _, _ = relevance_batch(h, x, LRPConfig(rules={"conv": "flat", "fc": "epsilon"}), backend="auto")
+    Rz, _, _ = relevance_batch(h, x, LRPConfig(rules={"conv": "flat", "fc": "epsilon"}), backend="zennit")
+    assert torch.equal(Ra, Rz)
+    with pytest.raises(ValueError, match="backend"):
+        relevance_batch(net, x, LRPConfig(), backend="fast")

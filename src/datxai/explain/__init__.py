@@ -1,4 +1,4 @@
-"""LRP relevance maps of the DAT-SPECT CNN (zennit composite by layer name).
+"""LRP relevance maps of the DAT-SPECT CNN (zennit composite by layer name, or the same rules as tensor ops).
 
 See :mod:`datxai.explain.lrp` for the rules and :mod:`datxai.explain.torchvision_compat`
 for importing zennit where torchvision is broken.

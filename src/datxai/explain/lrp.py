@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .direct import relevance_direct
 from .torchvision_compat import import_zennit
 
 logger = logging.getLogger(__name__)
@@ -173,8 +174,12 @@ def _eval_mode(model: nn.Module):
             m.train(t)
 
 
+BACKENDS = ("auto", "direct", "zennit")
+
+
 def relevance_batch(model: nn.Module, x: torch.Tensor, cfg: LRPConfig, target: torch.Tensor | None = None,
-                    pass_activations: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    pass_activations: bool = True, backend: str = "auto"
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """LRP relevance of one batch.
 
     Parameters
@@ -183,6 +188,11 @@ def relevance_batch(model: nn.Module, x: torch.Tensor, cfg: LRPConfig, target: t
     x : input batch on the model's device and dtype.
     target : output index per case to explain; default the most activated
         output (argmax of the logits).
+    backend : ``direct`` (:mod:`datxai.explain.direct`: the same rules as batched
+        tensor operations, no hooks; for chains of Conv/Linear/ReLU/Dropout/Flatten
+        such as the papers' CNN), ``zennit`` (the composite's hooks), or ``auto``
+        (direct where supported, else zennit). Both give the same maps to float
+        rounding (tests/test_explain_lrp.py).
 
     Returns
     -------
@@ -193,6 +203,23 @@ def relevance_batch(model: nn.Module, x: torch.Tensor, cfg: LRPConfig, target: t
     The relevance entering the top layer is the target logit itself, so with
     conserving rules ``relevance.sum() ~= logits[target]``.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"LRP backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "zennit":
+        layer_rules = resolve_layer_rules(model, cfg.rules)
+        shape = getattr(model, "input_shape", None)
+        if shape is not None and (x.dim() != 5 or x.shape[1] != 1 or tuple(x.shape[2:]) != tuple(shape)):
+            raise ValueError(f"expected input (N, 1, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+        with _eval_mode(model):
+            out = relevance_direct(model, x.detach(), layer_rules, epsilon=cfg.epsilon, alpha=cfg.alpha,
+                                   beta=cfg.beta, zero_params=cfg.zero_params, target=target,
+                                   pass_activations=pass_activations)
+        if out is not None:
+            rel, logits, tgt = out
+            return rel.sum(dim=1), logits, tgt
+        if backend == "direct":
+            raise ValueError("LRP backend 'direct' does not support this model or rule set "
+                             f"({ {n: r for n, r in layer_rules.items()} }); use backend='zennit'")
     composite = build_composite(model, cfg, pass_activations=pass_activations)
     with _eval_mode(model), torch.enable_grad():
         inp = x.detach().clone().requires_grad_(True)
@@ -240,11 +267,14 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size: int = 4,
-                  device: str | torch.device = "auto", targets: np.ndarray | None = None) -> Iterator[CaseRelevance]:
+                  device: str | torch.device = "auto", targets: np.ndarray | None = None,
+                  backend: str = "auto") -> Iterator[CaseRelevance]:
     """Relevance of every case of ``data`` ``(N, nx, ny, nz)`` (may be a memory map), batch by batch.
 
     Computation in float32 on ``device``; cases come back in input order.
     ``targets`` ``(N,)``: output index to explain per case (default: the most activated).
+    ``backend``: see :func:`relevance_batch` (``auto``: the direct tensor implementation
+    where it applies, the same on CPU and CUDA).
     """
     if data.ndim != 4:
         raise ValueError(f"expected cases as (N, nx, ny, nz), got shape {data.shape}")
@@ -262,7 +292,7 @@ def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size
         stop = min(n, start + batch_size)
         x = torch.from_numpy(np.array(data[start:stop], dtype=np.float32, copy=True)).unsqueeze(1).to(dev)
         tgt = None if targets is None else torch.as_tensor(np.asarray(targets[start:stop]), dtype=torch.long)
-        rel, logits, tgt = relevance_batch(model, x, cfg, target=tgt)
+        rel, logits, tgt = relevance_batch(model, x, cfg, target=tgt, backend=backend)
         rel, logits, tgt = rel.cpu().numpy(), logits.cpu().numpy(), tgt.cpu().numpy()
         for k in range(stop - start):
             if not np.all(np.isfinite(rel[k])):
