@@ -8,14 +8,22 @@ small shears and anisotropic zooms), resampled to the camera's native grid,
 scaled and given Gaussian noise. Timed: smoothing of the source + estimation
 (the template is smoothed once per run, as the workflow's template node),
 single-threaded. Error: mean displacement (mm) over the atlas brain voxels.
+Wall and CPU (process) seconds per scan are both printed: on a machine shared
+with other jobs the CPU figure is the steadier one.
 
-    python bench/bench_register.py [--n 5] [--grids demo paper]
+``--affine FILE`` times another version of ``datxai/register/affine.py`` on the
+same scans (before/after comparisons), e.g.
+``git show 38678f9:src/datxai/register/affine.py > /tmp/affine_old.py``; ``--save``
+writes the estimated matrices (``.npz``) so that two versions can be compared.
+
+    python bench/bench_register.py [--n 5] [--grids demo paper] [--affine FILE] [--save FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -48,12 +56,25 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5, help="scans per grid")
     ap.add_argument("--grids", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    ap.add_argument("--affine", help="time the estimator of this copy of datxai/register/affine.py instead")
+    ap.add_argument("--save", help="write the estimated matrices per grid here (.npz)")
     args = ap.parse_args(argv)
+    estimate = estimate_affine
+    if args.affine:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("affine_under_test", args.affine)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        estimate = mod.estimate_affine
+    saved = {}
     fine_grid = Grid((48, 60, 48), 3.0)
     fine = seed_template(atlas_on_grid(fine_grid), fwhm_mm=8.0)
     rng = np.random.default_rng(20211)
-    print(f"{'grid':6s} {'n':>3s} {'s/scan (median)':>16s} {'s/scan (max)':>13s} {'err mm (mean)':>14s} "
-          f"{'err mm (max)':>13s} {'start err mm':>13s} {'flags':>6s}")
+    print(f"# load average {os.getloadavg()[0]:.1f}; estimator {args.affine or 'datxai.register.affine'}")
+    print(f"{'grid':6s} {'n':>3s} {'s/scan (median)':>16s} {'s/scan (max)':>13s} {'CPU s (median)':>15s} "
+          f"{'err mm (mean)':>14s} {'err mm (max)':>13s} {'start err mm':>13s} {'flags':>6s}")
     for name in args.grids:
         s = SETUPS[name]
         grid = s["grid"]
@@ -62,19 +83,25 @@ def main(argv=None):
         pts = grid.coords_mm()[:, atlas.brain_mask].T
         naff = native_affine(s["n_bins"], s["n_bins"], s["bin_mm"])
         shape = (s["n_bins"],) * 3
-        times, errs, starts, flags = [], [], [], 0
+        times, cpus, errs, starts, flags, mats = [], [], [], [], 0, []
         for _ in range(args.n):
             pose = random_pose(rng)
             src = resample_affine(fine, fine_grid.affine, np.linalg.inv(pose), shape, naff) * 50.0
             src += rng.normal(0, 3.0, shape).astype(np.float32)
-            t0 = time.perf_counter()
-            res = estimate_affine(smooth_mm(src, naff, 8.0), naff, tpl, grid.affine, sampling_mm=s["sampling"])
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = estimate(smooth_mm(src, naff, 8.0), naff, tpl, grid.affine, sampling_mm=s["sampling"])
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+            mats.append(res.matrix)
             errs.append(mean_displacement_mm(res.matrix, pose, pts))
             starts.append(mean_displacement_mm(res.initial_matrix, pose, pts))
             flags += bool(res.flags)
-        print(f"{name:6s} {args.n:3d} {np.median(times):16.2f} {np.max(times):13.2f} {np.mean(errs):14.2f} "
-              f"{np.max(errs):13.2f} {np.mean(starts):13.2f} {flags:6d}")
+        print(f"{name:6s} {args.n:3d} {np.median(times):16.2f} {np.max(times):13.2f} {np.median(cpus):15.2f} "
+              f"{np.mean(errs):14.3f} {np.max(errs):13.3f} {np.mean(starts):13.2f} {flags:6d}", flush=True)
+        saved[name] = np.array(mats)
+        saved[name + "_points"] = pts
+    if args.save:
+        np.savez(args.save, **saved)
 
 
 if __name__ == "__main__":
