@@ -116,4 +116,4 @@ def test_bad_projections_are_refused(good_dicom, tmp_path, kind, problem, capsys
     assert_nothing_written(out)
     assert_untouched(before, inputs)
     with capsys.disabled():
-        print(f"\n[bad input] DICOM {kind}: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] DICOM {kind}: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")

@@ -97,7 +97,7 @@ def test_load_nifti_refuses(tmp_path, kind, problem, capsys):
     msg = assert_clear_error(err, path, problem)
     assert_untouched(before, tmp_path)
     with capsys.disabled():
-        print(f"\n[bad input] NIfTI {kind}: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] NIfTI {kind}: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")
 
 
 def test_wrong_grid_shape_is_refused(tmp_path):

@@ -69,7 +69,7 @@ def test_bad_participants_sheet(tmp_path, kind, edit, names, problem, capsys):
     msg = assert_clear_error(err, [path, *names], problem)
     assert_untouched(before, tmp_path)
     with capsys.disabled():
-        print(f"\n[bad input] participants.tsv {kind}: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] participants.tsv {kind}: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")
 
 
 @pytest.mark.parametrize("kind", ["id without images", "images without an id"])
@@ -90,7 +90,7 @@ def test_participants_and_images_must_match(tmp_path, kind, capsys):
     msg = assert_clear_error(err, [path, *names], problem)
     assert_untouched(before, tmp_path)
     with capsys.disabled():
-        print(f"\n[bad input] participants.tsv {kind}: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] participants.tsv {kind}: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")
 
 
 def test_matching_sheet_and_images_pass(tmp_path):
@@ -146,7 +146,7 @@ def test_bad_config(config, kind, key, value, names, problem, capsys):
         validate_config(cfg, source="my.yaml")
     msg = assert_clear_error(err, ["my.yaml", *names], problem)
     with capsys.disabled():
-        print(f"\n[bad input] config {kind}: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] config {kind}: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")
 
 
 def test_the_unedited_config_validates(config):
@@ -179,4 +179,4 @@ def test_impossible_split(tmp_path, kind, n_normal, n_reduced, sizes, names, pro
     assert_nothing_written(out)
     assert_untouched(before, inputs)
     with capsys.disabled():
-        print(f"\n[bad input] split {kind}: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] split {kind}: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")

@@ -108,7 +108,7 @@ def test_nan_loss_stops_keeps_the_last_good_checkpoint_and_writes_nothing(datase
     assert all(torch.isfinite(v).all() for v in ck["model"].values())
     assert_untouched(before, datasets)
     with capsys.disabled():
-        print(f"\n[bad input] training NaN loss: {type(err.value).__name__}: {msg}")
+        print(f"\n[bad input] training NaN loss: {type(err.value).__name__}: {' | '.join(msg.splitlines())}")
     # the cause removed, the same call resumes from the kept checkpoint and ends where an uninterrupted run ends
     monkeypatch.undo()
     result = _train(datasets, out)
@@ -218,6 +218,6 @@ def test_diverging_registration_with_policy_error_writes_nothing(registration_in
     assert_nothing_written(out)
     assert_nothing_written(work)
     assert_untouched(before, d)
-    line = next(x for x in str(err.value).splitlines() if "diverged" in x).strip()
+    line = [x for x in str(err.value).splitlines() if "sub-0007: affine registration diverged" in x][-1].strip()
     with capsys.disabled():
         print(f"\n[bad input] registration diverges (on_divergence: error): {type(err.value).__name__}: {line}")
