@@ -29,6 +29,13 @@ Two details make zennit compute exactly the equations above:
 
 Dropout is the identity because the model is put in eval mode for the pass.
 zennit's stabiliser of the alpha-beta and flat denominators is 1e-6 (sign-aware).
+
+Two backends compute the same composite (:func:`relevance_batch`, ``backend``):
+``zennit`` (the hooks above) and ``direct`` (:mod:`datxai.explain.direct`: the
+same rules and stabilisers written as batched tensor operations, ~25x faster on
+the paper's CNN; the default wherever the model is a plain chain of
+Conv/Linear/ReLU/Dropout/Flatten). They agree to float rounding
+(tests/test_explain_lrp.py; ~3e-6 of the map's scale in float32 at 71 x 90 x 72).
 """
 
 from __future__ import annotations
