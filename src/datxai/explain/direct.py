@@ -1,4 +1,4 @@
-"""The LRP composite as direct, batched tensor operations (no hooks): zennit's rules, 3-8x fewer FLOPs.
+"""The LRP composite as direct, batched tensor operations (no hooks): zennit's rules, ~2.3x fewer FLOPs.
 
 :func:`relevance_direct` computes what :func:`datxai.explain.lrp.relevance_batch`
 computes with zennit (same rules, same stabilisers, same ``zero_params``), for
@@ -7,8 +7,11 @@ identity), Flatten and Identity modules in between, in the order of
 ``model.named_modules()`` (the papers' CNN, :class:`datxai.model.DatCNN`).
 Anything else returns ``None`` and the caller falls back to zennit.
 
-Why it is faster than zennit's hooks (paper CNN, 71 x 90 x 72, 2-core CPU:
-~20 s -> well under 1 s per case):
+Why it is faster than zennit's hooks (paper CNN, 71 x 90 x 72, 2-core CPU: 5x or
+more; figures in BENCHMARKS.md). Cost: 9 convolutions of 16 -> 16 channels' worth
+per case (conv2 forward; conv3 and conv4 each a 32-channel stacked forward and
+a 32-channel transposed convolution) against 3 for the forward pass and ~21
+for zennit's hooks (alpha-beta: 4 modified forwards + 4 gradients per layer):
 
 * alpha-beta: zennit runs four modified forward passes (x+/x- times w+/w-) and
   four gradients. After a ReLU the input has no negative part, so the x- terms
@@ -18,12 +21,13 @@ Why it is faster than zennit's hooks (paper CNN, 71 x 90 x 72, 2-core CPU:
   Inputs with negative values take the four-term path (``[x+, x-]`` channels).
 * flat (``z_ij = 1``): the transposed convolution of ``R / n`` with an all-ones
   kernel is the same for every input channel: ``sum_o R_o / n`` is box-filtered
-  once by a single-channel convolution and broadcast (16 x 16 -> 1 x 1 channels).
-* the denominators of the flat rule (``C_in x`` receptive-field count) come
-  from a one-channel convolution of ones, no per-call module copies (zennit
-  copies every parameter, the 235 M-weight FC layer included, per rule).
+  once, axis by axis (1-D transposed convolutions of ones), and broadcast.
+* the denominators of the flat rule (``C_in x`` receptive-field count) are a
+  product of 1-D counts; no per-call parameter copies (zennit's modifiers copy
+  every parameter, the 235 M-weight FC layer included, per rule and call).
 * convolutions run in channels-last-3d memory layout (oneDNN's fast path on
-  CPU; also fine on CUDA), element-wise work is fused (``torch.where``).
+  CPU; also fine on CUDA); the alpha-beta stabiliser rides in the stacked
+  convolution's bias, alpha and -beta in the stacked transposed weights.
 
 The chain is read from the module registration order; the first call per model
 object and input shape checks that its logits agree with ``model(x)`` (so a
