@@ -80,28 +80,67 @@ def test_relevance_groups_clusters_and_stats(tiny_run):
     assert (tiny_run / "validation" / "clusters_vs_truth.tsv").is_file()
 
 
-def test_no_personal_data_reaches_results(tiny_run):
-    """Planted DICOM identifiers never appear in any file under results/."""
+@pytest.fixture(scope="module")
+def tiny_report(tiny_run):
+    """The auditable report of the tiny run, as a zip (``snakemake --report x.zip``), inside results/."""
+    report = tiny_run / "report.zip"
+    snakemake(tiny_run, "--report", str(report))
+    return report
+
+
+def _planted_identifiers(results: Path) -> set[str]:
+    """The fake DICOM identifiers the synthetic camera wrote (names, ids, dates, institution)."""
     import json
 
     identifiers = set()
-    for truth in (tiny_run / "cohort" / "truth").glob("sub-*_truth.json"):
+    for truth in (results / "cohort" / "truth").glob("sub-*_truth.json"):
         ident = json.loads(truth.read_text())["dicom_identifiers"]
         values = [str(v) for v in ident.values() if v]
         values += [part for v in values for part in v.split("^")]  # name components on their own
         identifiers |= {v for v in values if len(v) >= 6}  # shorter strings match by chance
+    return identifiers
+
+
+def _file_blobs(path: Path):
+    """(name, bytes) of a file; gzip is decompressed and every member of a zip is yielded."""
+    import gzip
+    import zipfile
+
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                yield f"{path}:{member}", zf.read(member)
+        return
+    blob = path.read_bytes()
+    yield str(path), gzip.decompress(blob) if path.suffix == ".gz" else blob
+
+
+def test_report_builds_with_every_category(tiny_report):
+    import zipfile
+
+    with zipfile.ZipFile(tiny_report) as zf:
+        names = zf.namelist()
+        html = b"".join(zf.read(n) for n in names if n.endswith((".html", ".js"))).decode("utf-8", "replace")
+    assert any(n.endswith("report.html") for n in names)
+    for category in ("Cohort", "Preprocessing QC", "Classification", "Relevance", "Uptake statistics",
+                     "Validation against the synthetic truth", "Provenance"):
+        assert category in html, f"report lacks the category {category!r}"
+    assert any(n.endswith("table1.tsv") for n in names)
+
+
+def test_no_personal_data_reaches_results(tiny_run, tiny_report):
+    """Planted DICOM identifiers never appear in any file under results/ (logs and the zipped report included)."""
+    identifiers = _planted_identifiers(tiny_run)
     assert identifiers, "the synthetic truth lists no planted identifiers"
     skip = {tiny_run / "cohort" / "dicom", tiny_run / "cohort" / "truth"}  # the camera export itself
-    leaks = []
+    leaks, scanned = [], 0
     for path in tiny_run.rglob("*"):
         if not path.is_file() or any(p in path.parents for p in skip):
             continue
-        blob = path.read_bytes()
-        if path.suffix == ".gz":
-            import gzip
-
-            blob = gzip.decompress(blob)
-        leaks += [f"{path}: {i}" for i in identifiers if i.encode() in blob]
+        for name, blob in _file_blobs(path):
+            scanned += 1
+            leaks += [f"{name}: {i}" for i in identifiers if i.encode() in blob]
+    assert scanned > 100 and (tiny_run / "logs").is_dir()
     assert not leaks, leaks[:5]
 
 
