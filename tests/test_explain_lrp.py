@@ -230,3 +230,23 @@ def test_direct_falls_back_or_refuses():
     assert torch.equal(Ra, Rz)
     with pytest.raises(ValueError, match="backend"):
         relevance_batch(net, x, LRPConfig(), backend="fast")
+
+
+def test_explain_array_backends_and_device_selection(inputs):
+    """explain_array runs the same batched code on any device; both backends agree through it (float32: 1e-4,
+    see test_direct_equals_zennit_float32_datcnn). Asking for CUDA where there is none is a clear error."""
+    from datxai.explain.lrp import pick_device
+
+    m = tiny_model(SHAPE, seed=3)
+    data = inputs.astype(np.float32)
+    direct = list(explain_array(m, data, LRPConfig(), batch_size=2, device="cpu", backend="direct"))
+    zen = list(explain_array(tiny_model(SHAPE, seed=3), data, LRPConfig(), batch_size=3, device="cpu",
+                             backend="zennit"))
+    for a, b in zip(direct, zen):
+        assert a.index == b.index and a.target == b.target
+        np.testing.assert_allclose(a.relevance, b.relevance, rtol=0, atol=1e-4 * np.abs(b.relevance).max())
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            list(explain_array(m, data, LRPConfig(), device="cuda"))
