@@ -331,6 +331,11 @@ class _Problem:
         self.upper = np.asarray(f.shape, dtype=float)[:, None] - 1.0
         self.sampler = sampler if sampler is not None else _Trilinear([f, *grads])
 
+    def xt32(self, inside):
+        if not hasattr(self, "_xt32"):
+            self._xt32 = self.xt.astype(np.float32)
+        return self._xt32 if inside.all() else self._xt32[:, inside]
+
     def _inside(self, p):
         m = self.src_inv @ spm_matrix(p)
         vox = m[:3] @ self.xt  # (3, n)
@@ -379,13 +384,17 @@ class _Problem:
         n = max(len(r), 1)
         gv = vals[1:]
         gmm = self.src_inv[:3, :3].T @ gv  # d f / d y_mm  (3, n)
-        o = (gmm[:, None, :] * xt[None, :, :]).reshape(12, -1)
         d = spm_matrix_derivatives(p)[:, :3, :].reshape(12, 12)
+        # J'r and J'g in float64 without forming O: O r = ((grad f) r) x^T, flattened (3 x 4)
+        o_r = ((gmm * r) @ xt.T).ravel()
+        o_g = ((gmm * g) @ xt.T).ravel()
+        # O O^T (the Gauss-Newton Hessian) from float32 O: it sets the step, not the optimum (~1e-6 relative)
+        o = (gmm.astype(np.float32)[:, None, :] * self.xt32(inside)[None, :, :]).reshape(12, -1)
         h = np.empty((13, 13))
-        h[:12, :12] = d @ (o @ o.T) @ d.T
-        h[:12, 12] = h[12, :12] = -(d @ (o @ g))
+        h[:12, :12] = d @ (o @ o.T).astype(float) @ d.T
+        h[:12, 12] = h[12, :12] = -(d @ o_g)
         h[12, 12] = g @ g
-        grad = np.r_[d @ (o @ r), -(g @ r)]
+        grad = np.r_[d @ o_r, -(g @ r)]
         h /= n
         grad /= n
         q, jq = _penalty(p, self.weight)
