@@ -43,12 +43,33 @@ def cli_seconds(args: list[str], repeats: int) -> tuple[float, str]:
     return statistics.median(times), out
 
 
+def check_each_group_once():
+    """EXPERIMENT (not used by the workflow): Snakemake 9.27's DAG._check_groups loops over
+    `self._group.values()`, i.e. over every group once per member job, each time running a
+    DFS from every member; this patch makes it check each group once (same DFS per member)."""
+    from snakemake.dag import DAG
+
+    original = DAG._check_groups
+
+    def patched(self):
+        full = self._group
+        self._group = {id(g): g for g in full.values()}  # values only are read
+        try:
+            original(self)
+        finally:
+            self._group = full
+
+    DAG._check_groups = patched
+
+
 def count_jobs(configfile: Path, results: Path, components: dict) -> dict:
     """Build the DAG in-process; per-rule job counts and the group jobs Snakemake would submit."""
     from snakemake.api import SnakemakeApi
+    from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
     from snakemake.settings.types import (
         ConfigSettings,
         DAGSettings,
+        ExecutionSettings,
         GroupSettings,
         OutputSettings,
         ResourceSettings,
@@ -66,6 +87,9 @@ def count_jobs(configfile: Path, results: Path, components: dict) -> dict:
         api_dag = wf_api.dag(dag_settings=DAGSettings())
         wf = api_dag.workflow_api._workflow  # internal (Snakemake 9): the parsed workflow
         wf.group_settings = GroupSettings(group_components=components)
+        # groups are only formed for remote execution or a dry run: act as `snakemake -n`
+        wf._executor_plugin = ExecutorPluginRegistry().get_plugin("dryrun")
+        wf.execution_settings = ExecutionSettings()
         wf._prepare_dag(forceall=False, ignore_incomplete=False, lock_warn_only=True)
         t0 = time.perf_counter()
         wf._build_dag()
@@ -108,6 +132,7 @@ def main(argv=None):
         help="group-components settings to count: none | profile | recon=50,preproc=10 ...",
     )
     ap.add_argument("--skip-cli", action="store_true", help="only the in-process DAG builds")
+    ap.add_argument("--check-each-group-once", action="store_true", help="experiment: patch Snakemake's group check")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: one in-process build, JSON out
     a = ap.parse_args(argv)
     profile = yaml.safe_load((ROOT / a.profile / "config.yaml").read_text())
@@ -116,6 +141,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="bench_dag_") as tmp:
         results = Path(tmp) / "results"  # empty: every job is pending
         if a.one is not None:
+            if a.check_each_group_once:
+                import snakemake.api  # noqa: F401  (import order of snakemake's modules)
+
+                check_each_group_once()
             c = count_jobs((ROOT / a.configfile).resolve(), results, parse_components(a.one, profile_components))
             c["per_rule"], c["per_group"] = dict(c["per_rule"]), dict(c["per_group"])
             print("JSON" + json.dumps(c))
@@ -132,7 +161,8 @@ def main(argv=None):
         print("|---|---|---|---|---|")
         for spec in a.components:
             comps = parse_components(spec, profile_components)
-            proc = subprocess.run([sys.executable, __file__, "--configfile", a.configfile, "--profile", a.profile, "--one", spec],
+            extra = ["--check-each-group-once"] if a.check_each_group_once else []
+            proc = subprocess.run([sys.executable, __file__, "--configfile", a.configfile, "--profile", a.profile, "--one", spec, *extra],
                                   capture_output=True, text=True)
             line = [x for x in proc.stdout.splitlines() if x.startswith("JSON")]
             if proc.returncode != 0 or not line:
