@@ -22,6 +22,7 @@ dry-run and --summary output (never from timings):
 Skips only when not root or when DATXAI_SKIP_SLURM=1 (with the reason printed).
 """
 
+import fcntl
 import os
 import re
 import shutil
@@ -44,6 +45,8 @@ PER_SUBJECT = {"simulate_subject", "reconstruct_spect", "normalize_to_mni", "sca
 # executor ignores SIGTERM, hence `timeout -k`.
 RUN_LIMIT = int(os.environ.get("DATXAI_SLURM_RUN_LIMIT", "900"))
 DRY_LIMIT = 180
+# One cluster per machine (fixed ports): concurrent test sessions take turns.
+LOCK_WAIT = int(os.environ.get("DATXAI_SLURM_LOCK_WAIT", "1800"))
 
 pytestmark = pytest.mark.slurm
 
@@ -143,13 +146,30 @@ def cluster(tmp_path_factory):
         assert shutil.which(tool), f"{tool} not found"
     # short fixed prefix: unix socket paths (munge, MariaDB) must stay < 108 bytes
     prefix = Path(os.environ.get("DATXAI_SLURM_DIR", "/tmp/datxai-slurm-test"))
-    c = Cluster(prefix, tmp_path_factory.mktemp("slurm"))
-    try:
-        c.start()
-        c.write_profile()
-        yield c
-    finally:
-        c.stop()
+    with open(f"{prefix}.lock", "w") as lock:
+        _take_turn(lock)
+        c = Cluster(prefix, tmp_path_factory.mktemp("slurm"))
+        try:
+            c.start()
+            c.write_profile()
+            yield c
+        finally:
+            c.stop()
+
+
+def _take_turn(lock):
+    """Exclusive lock for the cluster's whole life: its daemons listen on fixed ports, and
+    another session's finalizer would stop them under a running test."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"another test session has held {lock.name} for over {LOCK_WAIT} s (its SLURM cluster uses the same ports)")
+            print(f"[test_slurm] waiting for {lock.name}: another session runs the SLURM test", file=sys.stderr)
+            time.sleep(10)
 
 
 @pytest.fixture(scope="module")
