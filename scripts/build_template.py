@@ -23,10 +23,11 @@ atlas = load_bundle(sm.input.atlas, grid=grid)
 
 chosen = select_template_subjects(load_participants(sm.input.participants), cfg["template_subjects"],
                                   derive_seed(sm.params.seed, "normalize", "template"))
+if list(chosen) != list(sm.params.subjects):
+    raise ValueError(f"{sm.input.participants}: the template subjects drawn from this sheet ({', '.join(chosen)}) "
+                     f"differ from those the workflow chose when it built the DAG ({', '.join(sm.params.subjects)}); "
+                     "was the sheet changed during the run?")
 path_of = dict(zip(sm.params.subjects, sm.input.images))
-missing = [s for s in chosen if s not in path_of]
-if missing:
-    raise ValueError(f"{sm.input.participants}: template subjects {missing} have no native image")
 logger.info("template subjects (%d): %s", len(chosen), ", ".join(chosen))
 
 seed = seed_template(atlas)

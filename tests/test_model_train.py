@@ -170,3 +170,30 @@ def test_run_training_and_evaluation_from_files(tmp_path):
     with pytest.raises(InputError, match=r"wrong.npy: images of shape \(9, 8, 7\) but .*model.pt was trained on"):
         run_evaluation(out["model"], tmp_path / "wrong.npy", tmp_path / "test.tsv", tmp_path / "p2.tsv", device="cpu")
     assert not (tmp_path / "p2.tsv").exists()
+
+
+def test_centred_training_keeps_the_training_mean_and_resumes(tmp_path):
+    """center_input: the model carries the voxel-wise training mean (float64-averaged), saved and reloaded with
+    the weights; a killed centred run resumes to the same weights."""
+    data, val = _toy(), _toy(8, seed=1)
+    full = train_model(data, val, _settings(2), checkpoint=tmp_path / "a.pt", center_input=True, **ARCH)
+    mean = full.model.center.mean.numpy()[0, 0]
+    np.testing.assert_allclose(mean, data.x.astype(np.float64).mean(axis=0), rtol=0, atol=1e-6)
+    ck = tmp_path / "b.pt"
+
+    def kill(epoch, row):
+        if epoch == 1:
+            raise _Killed
+    with pytest.raises(_Killed):
+        train_model(data, val, _settings(2), checkpoint=ck, on_epoch_end=kill, center_input=True, **ARCH)
+    resumed = train_model(data, val, _settings(2), checkpoint=ck, center_input=True, **ARCH)
+    assert resumed.resumed_from_epoch == 1
+    _assert_same_weights(full.model, resumed.model)
+    # an uncentred checkpoint is a different run
+    assert train_model(data, val, _settings(2), checkpoint=ck, **ARCH).resumed_from_epoch == 0
+    write_training_outputs(full, tmp_path / "m.pt", tmp_path / "h.tsv", tmp_path / "hp.json", setting="full")
+    model, info = load_model(tmp_path / "m.pt")
+    assert info["arch"]["center_input"] is True
+    x = torch.from_numpy(val.x[:3]).unsqueeze(1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), full.model(x), rtol=0, atol=0)

@@ -1,6 +1,7 @@
 # Python shared by every stage file: config and participants validation,
 # wildcard constraints, the subject list, named input functions, targets.
 
+import functools
 import os
 
 from snakemake.exceptions import WorkflowError
@@ -146,9 +147,43 @@ def native_image(wildcards):
     return _native_path(wildcards.subject)
 
 
+@functools.lru_cache(maxsize=None)
+def template_subjects():
+    """The label-balanced subset (visual read, config seed) the cohort template is built from.
+
+    Chosen here, when the DAG is built, so that build_template depends on these
+    subjects only: a change to any other subject does not rebuild the template, and
+    each normalisation reaches ``normalize.template_subjects`` reconstructions, not
+    the whole cohort. The synthetic sheet is drawn in memory exactly as
+    simulate_participants writes it; build_template checks the written sheet
+    gives the same choice.
+    """
+    from datxai.config import derive_seed
+    from datxai.participants import load_participants, ParticipantsError
+    from datxai.register.template import select_template_subjects
+
+    if SYNTHETIC:
+        from datxai.simulate.cohort import draw_cohort, participants
+
+        table = participants(draw_cohort(config["simulate"], config["seed"]))
+    else:
+        try:
+            table = load_participants(config["cohort"]["participants"])
+        except ParticipantsError as exc:
+            raise WorkflowError(str(exc))
+    seed = derive_seed(config["seed"], "normalize", "template")
+    try:
+        chosen = select_template_subjects(
+            table, config["normalize"]["template_subjects"], seed
+        )
+    except ValueError as exc:  # InputError is a ValueError
+        raise WorkflowError(f"normalize.template_subjects: {exc}")
+    return tuple(chosen)
+
+
 def template_candidate_images(wildcards):
-    """Native images of every subject, in SUBJECTS order; build_template picks the balanced subset by visual read."""
-    return [_native_path(s) for s in SUBJECTS]
+    """Native images of the template subjects, in template_subjects() order."""
+    return [_native_path(s) for s in template_subjects()]
 
 
 def template_image(wildcards):

@@ -6,8 +6,9 @@
 rule build_template:
     """Seed from the atlas, then register, average and symmetrise a label-balanced subset of the cohort.
 
-    All native images are inputs because the subset is drawn from participants.tsv
-    (visual-read labels, config seed), which may itself be produced by the workflow.
+    Only the template subjects' native images are inputs: the subset is chosen from
+    the participants sheet (visual-read labels, config seed) when the DAG is built
+    (common.smk: template_subjects), and checked against the sheet here.
     """
     input:
         images=template_candidate_images,
@@ -26,7 +27,7 @@ rule build_template:
         normalize=config["normalize"],
         grid=config["grid"],
         seed=config["seed"],
-        subjects=SUBJECTS,
+        subjects=lambda wildcards: list(template_subjects()),
     script:
         "../../scripts/build_template.py"
 
@@ -34,9 +35,9 @@ rule build_template:
 rule normalize_to_mni:
     """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder).
 
-    Grouped per subject as "normalize", not "subject": the cohort template depends on
-    every subject's native image, so a group holding both reconstruction and
-    normalisation of a subject would depend on itself through build_template.
+    Grouped per subject as "preproc", not with the reconstruction: the cohort template
+    depends on some subjects' native images, so a group holding both reconstruction
+    and normalisation of a template subject would depend on itself through build_template.
     """
     input:
         image=native_image,

@@ -63,9 +63,14 @@ def chain_of(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
         if type(m) in _CONV:
             if m.groups != 1 or m.padding_mode != "zeros" or isinstance(m.padding, str):
                 return None
-        elif not isinstance(m, (nn.Linear, nn.ReLU, nn.Flatten) + _PASS_THROUGH):
+        elif not (isinstance(m, (nn.Linear, nn.ReLU, nn.Flatten) + _PASS_THROUGH) or _passes_relevance(m)):
             return None
     return leaves if any(isinstance(m, nn.Linear) or type(m) in _CONV for _, m in leaves) else None
+
+
+def _passes_relevance(m: nn.Module) -> bool:
+    """A module that declares ``lrp_pass_through`` (e.g. datxai's input centring): run forward, relevance unchanged."""
+    return bool(getattr(m, "lrp_pass_through", False))
 
 
 def supports(model: nn.Module, layer_rules: dict[str, str]) -> bool:
@@ -283,6 +288,8 @@ def _relevance_chain(chain, x, layer_rules, *, epsilon, alpha, beta, zero_params
             elif isinstance(m, nn.Flatten):
                 tape.append(("flatten", h.shape))
                 h = m(h)
+            elif _passes_relevance(m):
+                h, nonneg = m(h), None
             # Dropout (eval) / Identity: nothing
         logits = h
         if logits.ndim != 2:

@@ -290,7 +290,7 @@ class TrainResult:
 
 def train_model(train: Dataset, val: Dataset | None, settings: TrainSettings, *,
                 conv_filters: int = 16, n_conv: int = 4, fc_widths=(32, 16), dropout: float = 0.2,
-                checkpoint: str | os.PathLike | None = None,
+                center_input: bool = False, checkpoint: str | os.PathLike | None = None,
                 on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train a fresh CNN on ``train``; report ``val`` loss/accuracy per epoch; return the last-epoch model.
 
@@ -300,8 +300,9 @@ def train_model(train: Dataset, val: Dataset | None, settings: TrainSettings, *,
         Images (N, nx, ny, nz) and labels; ``val`` may be None (columns then NaN).
     settings
         Hyperparameters; ``settings.seed`` seeds initialisation, shuffling and dropout.
-    conv_filters, n_conv, fc_widths, dropout
-        Architecture (see :func:`datxai.model.build_model`).
+    conv_filters, n_conv, fc_widths, dropout, center_input
+        Architecture (see :func:`datxai.model.build_model`); with ``center_input`` the
+        model subtracts the voxel-wise mean of ``train`` (kept in the model).
     checkpoint
         File written atomically after each epoch. If it exists and belongs to the
         same run (architecture, hyperparameters except ``epochs``, training data),
@@ -318,7 +319,9 @@ def train_model(train: Dataset, val: Dataset | None, settings: TrainSettings, *,
     if val is not None and val.shape != train.shape:
         raise InputError(f"{val.name}: image shape {val.shape} differs from the training images {train.shape}")
     model = build_model(train.shape, conv_filters, n_conv, fc_widths, dropout,
-                        seed=derive_seed(settings.seed, "init"))
+                        seed=derive_seed(settings.seed, "init"), center_input=center_input)
+    if center_input:
+        model.center.set_mean(train.x)
     fingerprint = _fingerprint(model, settings, train)
     # NDHWC memory: cuDNN's tensor-core kernels want it; on the CPU oneDNN's conv3d backward is ~2.5x faster
     # with it than with NCDHW (bench/bench_train.py). The flatten still sees (C, x, y, z) order.
@@ -436,7 +439,7 @@ def run_training(train_npy, train_tsv, val_npy, val_tsv, outputs: dict, model_cf
     resume.parent.mkdir(parents=True, exist_ok=True)
     result = train_model(train, val, settings, conv_filters=int(model_cfg["conv_filters"]),
                          n_conv=int(model_cfg["n_conv"]), fc_widths=widths, dropout=float(model_cfg["dropout"]),
-                         checkpoint=resume)
+                         center_input=bool(model_cfg.get("center_input", False)), checkpoint=resume)
     write_training_outputs(result, outputs["model"], outputs["history"], outputs["hyperparameters"], setting=setting,
                            extra={"master_seed": int(master_seed), "n_train": len(train), "n_val": len(val),
                                   "input_shape": list(train.shape)})
