@@ -15,6 +15,7 @@ sm = snakemake  # noqa: F821
 hp = dict(zip(sm.params.settings, sm.input.hyperparameters))
 inputs = [sm.input.participants, *sm.input.images]
 prov = build_provenance(dict(sm.config), inputs, hp, root=sm.params.source_root)
+prov["config_sha256"] = sm.params.config_sha256  # the rule's parameter: a changed setting rewrites this file
 write_json(prov, sm.output.json)
 table = provenance_table(prov)
 write_tsv(table, sm.output.tsv)

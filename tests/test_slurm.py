@@ -285,10 +285,11 @@ def test_second_run_does_nothing(cluster, first_run):
 @pytest.mark.parametrize(
     "name, change, seeds",
     [
-        # late stage: the cluster threshold is read by find_clusters and by the figure of the clusters
-        ("percentile", {"group": {"percentile": 90}}, {"find_clusters", "plot_relevance_figures"}),
-        # early stage: the FBP cut-off is read by the reconstruction only
-        ("cutoff", {"reconstruct": {"cutoff_cycles_per_cm": 1.0}}, {"reconstruct_spect"}),
+        # late stage: the cluster threshold is read by find_clusters and by the figure of the clusters;
+        # provenance.json records the whole config, so write_provenance reruns after any change
+        ("percentile", {"group": {"percentile": 90}}, {"find_clusters", "plot_relevance_figures", "write_provenance"}),
+        # early stage: the FBP cut-off is read by the reconstruction only (and recorded in provenance.json)
+        ("cutoff", {"reconstruct": {"cutoff_cycles_per_cm": 1.0}}, {"reconstruct_spect", "write_provenance"}),
     ],
 )
 def test_changed_parameter_reruns_exactly_its_downstream(cluster, first_run, name, change, seeds):

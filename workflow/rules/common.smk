@@ -60,6 +60,17 @@ def _subjects():
 SUBJECTS = _subjects()
 
 
+def config_digest():
+    """sha256 of the resolved config. provenance.json records the config, so it is a
+    parameter of write_provenance: any changed setting rewrites it (and reruns verify_inputs).
+    """
+    import hashlib
+    import json
+
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def participants_tsv():
     """The participants sheet: written by the simulator, or the user's (validated) file."""
     return (

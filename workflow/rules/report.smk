@@ -25,6 +25,7 @@ rule write_provenance:
     params:
         settings=SETTINGS,
         source_root=workflow.basedir,
+        config_sha256=config_digest(),
     script:
         "../../scripts/write_provenance.py"
 
