@@ -14,8 +14,9 @@ logger = setup_logging(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 hp = dict(zip(sm.params.settings, sm.input.hyperparameters))
 inputs = [sm.input.participants, *sm.input.images]
-prov = build_provenance(dict(sm.config), inputs, hp, root=sm.params.source_root)
-prov["config_sha256"] = sm.params.config_sha256  # the rule's parameter: a changed setting rewrites this file
+# config_sha256 is the rule's parameter: a changed setting rewrites this file
+prov = build_provenance(dict(sm.config), inputs, hp, root=sm.params.source_root,
+                        extra={"config_sha256": sm.params.config_sha256})
 write_json(prov, sm.output.json)
 table = provenance_table(prov)
 write_tsv(table, sm.output.tsv)

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.utils import update_config
 
-from datxai.config import derive_seed
+from datxai.config import derive_seed, validate_config
 from datxai.register.template import select_template_subjects
 from datxai.simulate.cohort import draw_cohort, participants
 
@@ -17,11 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _merged_config() -> dict:
+    """config.yaml with tiny.yaml laid over it as Snakemake merges config files, then validated (defaults filled)."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    tiny = yaml.safe_load((ROOT / "tests" / "configs" / "tiny.yaml").read_text())
-    for key, value in tiny.items():
-        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) else value
-    return cfg
+    update_config(cfg, yaml.safe_load((ROOT / "tests" / "configs" / "tiny.yaml").read_text()))
+    return validate_config(cfg, source="config.yaml + tiny.yaml")
 
 
 def test_template_depends_on_its_subjects_only(tmp_path):
