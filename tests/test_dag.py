@@ -1,5 +1,6 @@
 """The DAG's shape, from a dry run (seconds, nothing is executed): the cohort template
-depends on its label-balanced subjects only, chosen as build_template will choose them."""
+depends on its label-balanced subjects only, chosen as build_template will choose them;
+per-subject stages run as batch rules that together cover every subject once."""
 
 import os
 import re
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from snakemake.utils import update_config
 
@@ -24,14 +26,54 @@ def _merged_config() -> dict:
     return validate_config(cfg, source="config.yaml + tiny.yaml")
 
 
-def test_template_depends_on_its_subjects_only(tmp_path):
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory) -> str:
+    """Console output of a dry run of the tiny config (every job pending)."""
+    results = tmp_path_factory.mktemp("dag") / "results"
     cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1",
            "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "tests" / "configs" / "tiny.yaml"),
-           "--config", f"results={tmp_path / 'results'}", "--forcerun", "build_template"]
+           "--config", f"results={results}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="0"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    block = re.search(r"rule build_template:\n(.*?)\n\n", proc.stdout, re.S)
-    assert block, proc.stdout[-3000:]
+    return proc.stdout
+
+
+def _jobs(stdout: str) -> dict:
+    """{rule: [{"input": [...], "output": [...]}, ...]} from the dry run's job blocks."""
+    jobs, current = {}, None
+    for line in stdout.splitlines():
+        m = re.match(r"\s*(?:local)?rule (\S+):$", line)
+        if m:
+            current = {"input": [], "output": []}
+            jobs.setdefault(m.group(1), []).append(current)
+            continue
+        m = re.match(r"\s+(input|output): (.*)$", line)
+        if m and current is not None:
+            current[m.group(1)] = m.group(2).split(", ")
+    return jobs
+
+
+@pytest.mark.parametrize("stage, folder", [("simulate_subject", "dicom"), ("reconstruct_spect", "recon"),
+                                           ("normalize_to_mni", "normalized"), ("scale_and_quantify", "scaled")])
+def test_per_subject_stages_run_in_batches_covering_every_subject_once(dry_run, stage, folder):
+    cfg = _merged_config()
+    n, per_job = cfg["simulate"]["n_subjects"], cfg["execution"]["subjects_per_job"]
+    jobs = _jobs(dry_run)
+    assert stage not in jobs  # no rule of one job per subject
+    names = sorted(r for r in jobs if r.startswith(f"{stage}_b"))
+    assert names == [f"{stage}_b{k:03d}" for k in range(-(-n // per_job))]
+    batches = []
+    for name in names:
+        (job,) = jobs[name]  # one job per batch rule
+        batches.append(sorted({Path(p).name.split("_")[0].split(".")[0] for p in job["output"] if f"/{folder}/" in p}))
+    assert [len(b) for b in batches] == [min(per_job, n - k * per_job) for k in range(len(batches))]
+    flat = [s for b in batches for s in b]
+    assert flat == [f"sub-{i:04d}" for i in range(1, n + 1)]  # consecutive, every subject exactly once
+
+
+def test_template_depends_on_its_subjects_only(dry_run):
+    block = re.search(r"rule build_template:\n(.*?)\n\n", dry_run, re.S)
+    assert block, dry_run[-3000:]
     inputs = re.search(r"input: (.*)", block.group(1)).group(1).split(", ")
     recon = sorted(Path(p).name.split("_")[0] for p in inputs if "/recon/" in p)
 

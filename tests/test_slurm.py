@@ -11,12 +11,13 @@ dry-run and --summary output (never from timings):
 
 - the run completes and every GPU rule was submitted with a GPU (gres/gpu in
   sacct's ReqTRES/AllocTRES) to the GPU partition, CPU rules without one;
-- per-subject rules ran bundled (group jobs), not one SLURM job per subject;
+- per-subject stages ran as batch rules (`<stage>_bNNN`, several subjects per
+  process) bundled into group jobs, not one SLURM job per subject or batch;
 - a second run submits nothing;
 - a changed late-stage parameter (group.percentile) reruns exactly the rules that
   read it and what depends on them; a changed reconstruction parameter
-  (reconstruct.cutoff_cycles_per_cm) reruns everything downstream of
-  reconstruct_spect. The expected sets come from the rule graph
+  (reconstruct.cutoff_cycles_per_cm) reruns every reconstruct_spect batch and
+  everything downstream of them. The expected sets come from the rule graph
   (`snakemake --rulegraph`), independent of Snakemake's rerun decision.
 
 Skips only when not root or when DATXAI_SKIP_SLURM=1 (with the reason printed).
@@ -41,6 +42,7 @@ OVERRIDE = HARNESS / "profile" / "config.yaml"
 CONFIGS = [ROOT / "config" / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml", ROOT / "tests" / "configs" / "micro.yaml"]
 GPU_RULES = {"train_cnn", "compute_relevance"}
 PER_SUBJECT = {"simulate_subject", "reconstruct_spect", "normalize_to_mni", "scale_and_quantify"}
+BATCH_RULE = re.compile(r"^(?P<stage>[a-z_]+)_b(?P<k>\d{3})$")
 # Hard bounds (seconds) for each Snakemake call: snakemake under the SLURM
 # executor ignores SIGTERM, hence `timeout -k`.
 RUN_LIMIT = int(os.environ.get("DATXAI_SLURM_RUN_LIMIT", "900"))
@@ -263,15 +265,25 @@ def test_gpu_rules_request_a_gpu(first_run):
         assert "gres/gpu" not in j["req"] and j["partition"] == "cpu", j
 
 
+def _stage(rule: str) -> str:
+    """The stage of a batch rule (reconstruct_spect_b003 -> reconstruct_spect); other rules unchanged."""
+    m = BATCH_RULE.match(rule)
+    return m["stage"] if m and m["stage"] in PER_SUBJECT else rule
+
+
 def test_per_subject_rules_run_grouped(cluster, first_run):
-    """16 subjects, group-components 8: 2 jobs per group instead of 16 per rule."""
+    """16 subjects in batches of 4 (micro config) = 4 batch rules per stage; group-components 2: 2 jobs per group."""
     _, jobs = first_run
     comps = yaml.safe_load((cluster.profile / "config.yaml").read_text())["group-components"]
+    per_job = yaml.safe_load(CONFIGS[-1].read_text())["execution"]["subjects_per_job"]
+    n_batches = -(-16 // per_job)
     rules = [_rule_of(j["comment"]) for j in jobs]
+    alone = {r for r in rules if _stage(r) in PER_SUBJECT}
+    assert not alone, f"batch rules were submitted as SLURM jobs of their own: {sorted(alone)}"
     assert not PER_SUBJECT & set(rules), "per-subject rules were submitted one job per subject"
     for group, n in comps.items():
         count = sum(r == group or r.startswith(f"{group}_") for r in rules)
-        assert count == -(-16 // n), (group, rules)
+        assert count == -(-n_batches // n), (group, rules)
 
 
 def test_second_run_does_nothing(cluster, first_run):
@@ -294,7 +306,9 @@ def test_second_run_does_nothing(cluster, first_run):
 )
 def test_changed_parameter_reruns_exactly_its_downstream(cluster, first_run, name, change, seeds):
     changed = _changed_config(cluster, name, change)
-    expected = _downstream(_rulegraph(cluster), seeds)
+    graph = _rulegraph(cluster)
+    seeds = {r for r in graph if _stage(r) in seeds}  # a per-subject stage: every one of its batch rules
+    expected = _downstream(graph, seeds)
 
     dry = cluster.snakemake("-n", extra_configs=[changed], name=f"03-dry-{name}").stdout
     planned = set(_job_stats(dry))

@@ -32,32 +32,42 @@ rule build_template:
         "../../scripts/build_template.py"
 
 
-rule normalize_to_mni:
-    """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder).
+for k, members in enumerate(SUBJECT_BATCHES):
 
-    Grouped per subject as "preproc", not with the reconstruction: the cohort template
-    depends on some subjects' native images, so a group holding both reconstruction
-    and normalisation of a template subject would depend on itself through build_template.
-    """
-    input:
-        image=native_image,
-        template=template_image,
-    output:
-        image=res("normalized", "{subject}_space-MNI_spect.nii.gz"),
-        affine=res("normalized", "{subject}_affine.json"),
-    log:
-        log("normalize_to_mni", "{subject}.log"),
-    benchmark:
-        bench("normalize_to_mni", "{subject}.tsv")
-    group:
-        "preproc"
-    conda:
-        "../../envs/recon.yaml"
-    params:
-        normalize=config["normalize"],
-        grid=config["grid"],
-    script:
-        "../../scripts/normalize_to_mni.py"
+    rule:
+        """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder), per subject of a batch.
+
+        Grouped as "preproc", not with the reconstruction: the cohort template
+        depends on some subjects' native images, so a group holding both reconstruction
+        and normalisation of a template subject would depend on itself through build_template.
+        """
+        name:
+            batch_rule("normalize_to_mni", k)
+        input:
+            image=native_images(members),
+            template=template_image,
+        output:
+            image=per_subject(
+                res("normalized", "{subject}_space-MNI_spect.nii.gz"), members
+            ),
+            affine=per_subject(res("normalized", "{subject}_affine.json"), members),
+        log:
+            batch_log("normalize_to_mni", k),
+        benchmark:
+            batch_bench("normalize_to_mni", k)
+        group:
+            "preproc"
+        conda:
+            "../../envs/recon.yaml"
+        resources:
+            runtime=2 + len(members) // 5,
+            mem_mb=2000,
+        params:
+            subjects=members,
+            normalize=config["normalize"],
+            grid=config["grid"],
+        script:
+            "../../scripts/normalize_to_mni.py"
 
 
 rule collect_registration:

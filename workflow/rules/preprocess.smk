@@ -3,27 +3,41 @@
 # lower putamen is left (ipsilateral); then one SBR table and its QC.
 
 
-rule scale_and_quantify:
-    """Scale, quantify and mirror one normalised image; the scaled image is mirrored when the right putamen SBR is lower."""
-    input:
-        image=res("normalized", "{subject}_space-MNI_spect.nii.gz"),
-        atlas=res("atlas", "atlas_grid.npz"),
-    output:
-        scaled=res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"),
-        sbr=res("quant", "{subject}_sbr.json"),
-    log:
-        log("scale_and_quantify", "{subject}.log"),
-    group:
-        "preproc"
-    conda:
-        "../../envs/recon.yaml"
-    params:
-        grid=config["grid"],
-        percentile=config["scale"]["reference_percentile"],
-        margin_mm=config["quantify"]["putamen_margin_mm"],
-        hottest_ml=config["quantify"]["hottest_volume_ml"],
-    script:
-        "../../scripts/scale_and_quantify.py"
+for k, members in enumerate(SUBJECT_BATCHES):
+
+    rule:
+        """Scale, quantify and mirror a batch's normalised images; an image is mirrored when its right putamen SBR is lower."""
+        name:
+            batch_rule("scale_and_quantify", k)
+        input:
+            image=per_subject(
+                res("normalized", "{subject}_space-MNI_spect.nii.gz"), members
+            ),
+            atlas=res("atlas", "atlas_grid.npz"),
+        output:
+            scaled=per_subject(
+                res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), members
+            ),
+            sbr=per_subject(res("quant", "{subject}_sbr.json"), members),
+        log:
+            batch_log("scale_and_quantify", k),
+        benchmark:
+            batch_bench("scale_and_quantify", k)
+        group:
+            "preproc"
+        conda:
+            "../../envs/recon.yaml"
+        resources:
+            runtime=1 + len(members) // 20,
+            mem_mb=1500,
+        params:
+            subjects=members,
+            grid=config["grid"],
+            percentile=config["scale"]["reference_percentile"],
+            margin_mm=config["quantify"]["putamen_margin_mm"],
+            hottest_ml=config["quantify"]["hottest_volume_ml"],
+        script:
+            "../../scripts/scale_and_quantify.py"
 
 
 rule collect_sbr:

@@ -2,25 +2,35 @@
 # cut-off in cycles/cm, no attenuation correction unless configured).
 
 
-rule reconstruct_spect:
-    """Filtered back-projection of one subject's projections into native space (RAS+, bin-size voxels).
+for k, members in enumerate(
+    SUBJECT_BATCHES if config["cohort"]["source"] != "nifti" else []
+):
 
-    The JSON sidecar holds the acquisition geometry and the parameters, never header identifiers.
-    """
-    input:
-        dicom=projections_dicom,
-    output:
-        image=res("recon", "{subject}_spect.nii.gz"),
-        sidecar=res("recon", "{subject}_spect.json"),
-    log:
-        log("reconstruct_spect", "{subject}.log"),
-    benchmark:
-        bench("reconstruct_spect", "{subject}.tsv")
-    group:
-        "recon"
-    conda:
-        "../../envs/recon.yaml"
-    params:
-        reconstruct=config["reconstruct"],
-    script:
-        "../../scripts/reconstruct_spect.py"
+    rule:
+        """Filtered back-projection of a batch of subjects' projections into native space (RAS+, bin-size voxels).
+
+        The JSON sidecar holds the acquisition geometry and the parameters, never header identifiers.
+        """
+        name:
+            batch_rule("reconstruct_spect", k)
+        input:
+            dicom=projections_dicom(members),
+        output:
+            image=per_subject(res("recon", "{subject}_spect.nii.gz"), members),
+            sidecar=per_subject(res("recon", "{subject}_spect.json"), members),
+        log:
+            batch_log("reconstruct_spect", k),
+        benchmark:
+            batch_bench("reconstruct_spect", k)
+        group:
+            "recon"
+        conda:
+            "../../envs/recon.yaml"
+        resources:
+            runtime=1 + len(members) // 20,
+            mem_mb=1500,
+        params:
+            subjects=members,
+            reconstruct=config["reconstruct"],
+        script:
+            "../../scripts/reconstruct_spect.py"

@@ -34,28 +34,41 @@ rule simulate_anatomy:
         "../../scripts/simulate_anatomy.py"
 
 
-rule simulate_subject:
-    input:
-        truth=res("cohort", "truth", "cohort_truth.tsv"),
-        anatomy=res("cohort", "truth", "phantom_anatomy.npz"),
-    output:
-        dicom=res("cohort", "dicom", "{subject}.dcm"),
-        truth=res("cohort", "truth", "{subject}_truth.json"),
-        activity=res("cohort", "truth", "{subject}_activity.nii.gz"),
-    log:
-        log("simulate_subject", "{subject}.log"),
-    benchmark:
-        bench("simulate_subject", "{subject}.tsv")
-    group:
-        "recon"
-    conda:
-        "../../envs/recon.yaml"
-    params:
-        simulate=config["simulate"],
-        grid=config["grid"],
-        seed=config["seed"],
-    script:
-        "../../scripts/simulate_subject.py"
+# One job per batch of subjects (common.smk: SUBJECT_BATCHES); each subject's
+# phantom, noise and DICOM identity come from the seed and its ID alone, so the
+# batching does not change a single voxel.
+for k, members in enumerate(SUBJECT_BATCHES if SYNTHETIC else []):
+
+    rule:
+        name:
+            batch_rule("simulate_subject", k)
+        input:
+            truth=res("cohort", "truth", "cohort_truth.tsv"),
+            anatomy=res("cohort", "truth", "phantom_anatomy.npz"),
+        output:
+            dicom=per_subject(res("cohort", "dicom", "{subject}.dcm"), members),
+            truth=per_subject(res("cohort", "truth", "{subject}_truth.json"), members),
+            activity=per_subject(
+                res("cohort", "truth", "{subject}_activity.nii.gz"), members
+            ),
+        log:
+            batch_log("simulate_subject", k),
+        benchmark:
+            batch_bench("simulate_subject", k)
+        group:
+            "recon"
+        conda:
+            "../../envs/recon.yaml"
+        resources:
+            runtime=1 + len(members) // 10,
+            mem_mb=1500,
+        params:
+            subjects=members,
+            simulate=config["simulate"],
+            grid=config["grid"],
+            seed=config["seed"],
+        script:
+            "../../scripts/simulate_subject.py"
 
 
 rule plot_cohort_montage:
