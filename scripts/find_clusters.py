@@ -15,4 +15,5 @@ sm = snakemake  # noqa: F821
 grid = Grid.from_config(sm.params.grid)
 run_find_clusters(sm.input.heat, load_bundle(sm.input.atlas, grid=grid), grid, sm.params.box_mm, sm.output.clusters,
                   sm.output.table, percentile=sm.params.percentile, connectivity=sm.params.connectivity,
-                  min_cluster_ml=sm.params.min_cluster_ml, region=cluster_region(sm.wildcards.setting))
+                  min_cluster_ml=sm.params.min_cluster_ml, region=cluster_region(sm.wildcards.setting),
+                  sign=sm.params.heat_sign)

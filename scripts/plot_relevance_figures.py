@@ -18,4 +18,4 @@ group = {s: {"heat": h, "mean_tp": tp, "mean_tn": tn, "json": js}
          for s, h, tp, tn, js in zip(settings, sm.input.heat, sm.input.mean_tp, sm.input.mean_tn, sm.input.counts)}
 clusters = dict(zip(cluster_settings, sm.input.clusters))
 run_figures(group, clusters, load_bundle(sm.input.atlas, grid=grid), grid, sm.params.box_mm, sm.params.percentile,
-            sm.output.fig1, sm.output.fig2, sm.output.fig3)
+            sm.output.fig1, sm.output.fig2, sm.output.fig3, sign=sm.params.heat_sign)

@@ -34,7 +34,7 @@ def test_defaults_are_filled(default_cfg):
         (lambda c: c["group"].update(percentile=0), "group.percentile", "0"),
         (lambda c: c["settings"].update(striatum_box_mm=[[-36, 36], [-30, 36], [-24, 300]]), "settings.striatum_box_mm[2]", "outside the grid"),
         (lambda c: c["split"].update(sizes={"train": 0.7, "val": 0.2, "test": 0.3}), "split.sizes", "sum to 1"),
-        (lambda c: c["split"].update(sizes={"train": 90, "val": 10, "test": 30}), "split.sizes", "130 subjects"),
+        (lambda c: c["split"].update(sizes={"train": 290, "val": 10, "test": 30}), "split.sizes", "330 subjects"),
         (lambda c: c["grid"].update(center_mm=[5, 0, 0]), "grid", "symmetric"),
     ],
 )

@@ -140,3 +140,31 @@ def test_clusters_may_grow_into_the_box_without_moving_the_threshold():
     assert (whole == 1).sum() == box.sum() and whole[box].min() == 1  # the box blob (120 voxels) is now cluster 1
     t = describe_clusters(whole, heat, GRID, lab, NAMES, thr_all)
     assert t.iloc[0].side == "M" and t.iloc[0].label == "none"
+
+
+def test_heat_sign_positive_negative_both():
+    """A positive and a negative blob on a weak background: each sign finds its own blob, ``both`` finds both
+    as separate clusters (never one mixed cluster, even where they touch), thresholded on |heat|."""
+    heat = np.full(GRID.shape, 0.01)
+    heat[::2] = -0.01  # weak background of both signs
+    heat[2:5, 3:6, 3:6] = 1.0  # positive blob, I side (27 voxels)
+    heat[5:8, 3:6, 3:6] = -2.0  # negative blob touching it (27 voxels), stronger
+    allowed = np.ones(GRID.shape, bool)
+    thr_both = heat_threshold(heat, allowed, 95, sign="both")
+    assert thr_both == pytest.approx(np.percentile(np.abs(heat), 95))
+    assert heat_threshold(heat, allowed, 95, sign="negative") == pytest.approx(np.percentile(-heat, 95))
+    pos, _ = find_clusters(heat, allowed, GRID, percentile=95, min_cluster_ml=0, sign="positive")
+    neg, _ = find_clusters(heat, allowed, GRID, percentile=95, min_cluster_ml=0, sign="negative")
+    both, thr = find_clusters(heat, allowed, GRID, percentile=95, min_cluster_ml=0, sign="both")
+    assert pos.max() == 1 and (pos > 0).sum() == 27 and (heat[pos > 0] == 1.0).all()
+    assert neg.max() == 1 and (neg > 0).sum() == 27 and (heat[neg > 0] == -2.0).all()
+    assert both.max() == 2 and {(heat[both == c] > 0).all() or (heat[both == c] < 0).all() for c in (1, 2)} == {True}
+    table = describe_clusters(both, heat, GRID, np.zeros(GRID.shape, np.int16), NAMES, threshold=thr)
+    # equal size: the larger |peak| (the negative blob) comes first
+    assert list(table["sign"]) == [-1, 1] and list(table["n_voxels"]) == [27, 27]
+    assert table.iloc[0].peak_heat == pytest.approx(-2.0) and table.iloc[0].mean_heat == pytest.approx(-2.0)
+    xyz = GRID.coords_mm()
+    np.testing.assert_allclose(table.iloc[0][["com_x", "com_y", "com_z"]].astype(float),
+                               xyz[:, 5:8, 3:6, 3:6].reshape(3, -1).mean(axis=1), atol=1e-9)
+    with pytest.raises(ValueError, match="heat_sign"):
+        find_clusters(heat, allowed, GRID, sign="absolute")

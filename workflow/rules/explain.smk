@@ -57,7 +57,7 @@ rule group_relevance:
 
 
 rule find_clusters:
-    """Threshold: group.percentile of the heat in the brain minus the striatum box; positive heat only.
+    """Threshold: group.percentile of the heat (group.heat_sign: positive as in S1, negative or |heat|) in the brain minus the striatum box.
     Clusters grow over the whole brain for full (S1: striatal clusters extend into insula, thalamus,
     amygdala) and outside the box for nostriatum (its box holds no image)."""
     input:
@@ -82,6 +82,7 @@ rule find_clusters:
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
         percentile=config["group"]["percentile"],
+        heat_sign=config["group"]["heat_sign"],
         connectivity=config["group"]["connectivity"],
         min_cluster_ml=config["group"]["min_cluster_ml"],
     script:
@@ -164,6 +165,7 @@ rule plot_relevance_figures:
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
         percentile=config["group"]["percentile"],
+        heat_sign=config["group"]["heat_sign"],
         settings=SETTINGS,
         cluster_settings=CLUSTER_SETTINGS,
     script:

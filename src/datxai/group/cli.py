@@ -39,6 +39,6 @@ def _cli(args: argparse.Namespace) -> int:
         table = run_find_clusters(out / "heat.nii.gz", load_atlas(args.atlas, grid), grid,
                                   cfg["settings"]["striatum_box_mm"], out / "clusters.nii.gz", out / "clusters.tsv",
                                   g["percentile"], g["connectivity"], g["min_cluster_ml"],
-                                  region=cluster_region(args.setting))
+                                  region=cluster_region(args.setting), sign=g["heat_sign"])
         log.info("%d clusters written to %s", len(table), out / "clusters.tsv")
     return 0

@@ -2,15 +2,18 @@
 
 1. The threshold is the ``percentile`` of the heat values inside the *allowed*
    mask: the brain except the striatum box (values inside the box never enter).
-2. Supra-threshold voxels with positive heat inside the *cluster* mask form
-   clusters by ``connectivity`` (6 | 18 | 26 neighbours). The cluster mask is
+2. Supra-threshold voxels inside the *cluster* mask form clusters by
+   ``connectivity`` (6 | 18 | 26 neighbours). ``sign`` says which heat counts:
+   ``positive`` (S1: TP relevance above TN), ``negative`` (TN above TP: regions
+   whose uptake the net reads as evidence for "normal") or ``both`` (threshold
+   on |heat|; positive and negative voxels never share a cluster). The cluster mask is
    the whole brain where the setting's images hold the box content (``full``:
    S1's striatal clusters "clearly extended beyond the striatum into the insula
    region, the thalamus, and into the amygdala region") and the allowed mask
    where they do not (``nostriatum``: the box is zero in every input, relevance
    there is only spread by the flat rule); clusters smaller than
    ``min_cluster_ml`` are dropped; the rest are numbered 1..K by size
-   (ties: higher peak first).
+   (ties: higher peak first, i.e. larger |peak heat|).
 3. Each cluster gets its size, peak (highest heat) and heat-weighted centre of
    mass in MNI mm, its side and the atlas regions it overlaps.
 
@@ -31,7 +34,8 @@ from ..grid import Grid
 logger = logging.getLogger(__name__)
 
 CLUSTER_COLUMNS = ("cluster", "n_voxels", "volume_ml", "side", "frac_ipsi", "peak_x", "peak_y", "peak_z",
-                   "com_x", "com_y", "com_z", "peak_heat", "mean_heat", "label", "labels", "threshold")
+                   "com_x", "com_y", "com_z", "peak_heat", "mean_heat", "label", "labels", "threshold", "sign")
+HEAT_SIGNS = ("positive", "negative", "both")
 _STRUCT = {6: 1, 18: 2, 26: 3}
 OTHER_SIDE_MAX = 0.25  # share of voxels allowed on the other side for an I/C cluster
 
@@ -44,8 +48,17 @@ def allowed_mask(brain_mask: np.ndarray, box_mask: np.ndarray) -> np.ndarray:
     return allowed
 
 
-def heat_threshold(heat: np.ndarray, allowed: np.ndarray, percentile: float) -> float:
-    """The ``percentile`` (0-100, linear interpolation) of ``heat`` over the ``allowed`` voxels."""
+def signed_heat(heat: np.ndarray, sign: str = "positive") -> np.ndarray:
+    """The values thresholded for ``sign``: heat (positive), -heat (negative) or |heat| (both)."""
+    if sign not in HEAT_SIGNS:
+        raise ValueError(f"group.heat_sign must be one of {', '.join(HEAT_SIGNS)}, got {sign!r}")
+    h = np.asarray(heat, np.float64)
+    return h if sign == "positive" else -h if sign == "negative" else np.abs(h)
+
+
+def heat_threshold(heat: np.ndarray, allowed: np.ndarray, percentile: float, sign: str = "positive") -> float:
+    """The ``percentile`` (0-100, linear interpolation) of :func:`signed_heat` over the ``allowed`` voxels."""
+    heat = signed_heat(heat, sign)
     if not 0 < percentile < 100:
         raise ValueError(f"group.percentile must be in (0, 100), got {percentile!r}")
     if heat.shape != allowed.shape:
@@ -55,8 +68,8 @@ def heat_threshold(heat: np.ndarray, allowed: np.ndarray, percentile: float) -> 
 
 def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile: float = 95.0,
                   connectivity: int = 26, min_cluster_ml: float = 1.0,
-                  cluster_mask: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Label image (int32, 0 = none, 1..K by decreasing size) and the threshold.
+                  cluster_mask: np.ndarray | None = None, sign: str = "positive") -> tuple[np.ndarray, float]:
+    """Label image (int32, 0 = none, 1..K by decreasing size) and the threshold (of :func:`signed_heat`).
 
     The threshold comes from the ``allowed`` voxels only; clusters grow inside
     ``cluster_mask`` (default: ``allowed``).
@@ -67,23 +80,31 @@ def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile:
         raise ValueError(f"group.connectivity must be 6, 18 or 26, got {connectivity!r}")
     if tuple(heat.shape) != tuple(grid.shape):
         raise ValueError(f"heat map of shape {heat.shape} is not on the grid {grid.shape}")
-    thr = heat_threshold(heat, allowed, percentile)
+    thr = heat_threshold(heat, allowed, percentile, sign)
     where = allowed if cluster_mask is None else np.asarray(cluster_mask, bool)
-    supra = where & (heat > thr) & (heat > 0)
-    lab, k = ndimage.label(supra, structure=ndimage.generate_binary_structure(3, _STRUCT[connectivity]))
+    value = signed_heat(heat, sign)
+    supra = where & (value > thr)
+    structure = ndimage.generate_binary_structure(3, _STRUCT[connectivity])
+    # positive and negative heat are labelled apart, so a cluster never mixes signs
+    pos = supra & (np.asarray(heat) > 0) & (sign != "negative")
+    neg = supra & (np.asarray(heat) < 0) & (sign != "positive")
+    lab, k = ndimage.label(pos, structure=structure)
+    lab_neg, k_neg = ndimage.label(neg, structure=structure)
+    lab = np.where(lab_neg > 0, lab_neg + k, lab)
+    k += k_neg
     if k == 0:
-        logger.info("no voxel above the threshold %.4g (positive heat only)", thr)
+        logger.info("no voxel above the threshold %.4g (%s heat)", thr, sign)
         return np.zeros(heat.shape, np.int32), thr
     idx = np.arange(1, k + 1)
     sizes = ndimage.sum_labels(np.ones_like(heat), lab, idx)
-    peaks = ndimage.maximum(heat, lab, idx)
+    peaks = ndimage.maximum(value, lab, idx)
     keep = [int(i) for i, s in zip(idx, sizes) if s * grid.voxel_ml >= min_cluster_ml - 1e-12]
     keep.sort(key=lambda i: (-sizes[i - 1], -peaks[i - 1]))
     out = np.zeros(heat.shape, np.int32)
     for new, old in enumerate(keep, start=1):
         out[lab == old] = new
-    logger.info("threshold %.4g (%g th percentile outside the striatum box): %d components, %d >= %g ml",
-                thr, percentile, k, len(keep), min_cluster_ml)
+    logger.info("threshold %.4g (%g th percentile of %s heat outside the striatum box): %d components, %d >= %g ml",
+                thr, percentile, sign, k, len(keep), min_cluster_ml)
     return out, thr
 
 
@@ -119,8 +140,9 @@ def describe_clusters(labels: np.ndarray, heat: np.ndarray, grid: Grid, label_im
             continue
         h = heat[m].astype(np.float64)
         pts = xyz[:, m]
-        ipk = int(np.argmax(h))
-        w = np.clip(h, 0, None)
+        sgn = 1 if h.sum() >= 0 else -1  # a cluster holds one sign of heat (find_clusters)
+        ipk = int(np.argmax(sgn * h))
+        w = np.clip(sgn * h, 0, None)
         com = (pts * w).sum(axis=1) / w.sum() if w.sum() > 0 else pts.mean(axis=1)
         sides = _voxel_side(pts[0])
         frac_i, frac_c = float((sides == "I").mean()), float((sides == "C").mean())
@@ -138,6 +160,7 @@ def describe_clusters(labels: np.ndarray, heat: np.ndarray, grid: Grid, label_im
             "peak_x": pts[0, ipk], "peak_y": pts[1, ipk], "peak_z": pts[2, ipk],
             "com_x": com[0], "com_y": com[1], "com_z": com[2],
             "peak_heat": h[ipk], "mean_heat": h.mean(), "label": main, "labels": labels_str, "threshold": threshold,
+            "sign": sgn,
         })
     return pd.DataFrame(rows, columns=list(CLUSTER_COLUMNS))
 

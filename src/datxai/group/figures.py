@@ -126,13 +126,16 @@ def plot_thresholded_heat(heats: dict, clusters: dict, thresholds: dict, grid, t
     settings = list(heats)
     fig, axes = plt.subplots(len(settings), len(z_list_mm), figsize=(2.3 * len(z_list_mm), 2.9 * len(settings)),
                              squeeze=False)
-    vmax = max(float(np.max(np.where(clusters[s] > 0, heats[s], 0), initial=0)) for s in settings) or 1.0
+    vmax = max(float(np.max(np.where(clusters[s] > 0, np.abs(heats[s]), 0), initial=0)) for s in settings) or 1.0
+    negative = any(np.any((clusters[s] > 0) & (heats[s] < 0)) for s in settings)
+    # clusters of negative heat (group.heat_sign negative | both): a diverging scale, blue = TN above TP
+    cmap, vmin = ("RdBu_r", -vmax) if negative else ("hot", 0.0)
     for j, s in enumerate(settings):
         over = np.ma.masked_where(clusters[s] <= 0, heats[s])
         for i, zmm in enumerate(z_list_mm):
             ax = axes[j, i]
             axial(ax, t1, grid, zmm, mark_sides=True, cmap="gray")
-            im = axial(ax, over, grid, zmm, mark_sides=False, cmap="hot", vmin=0, vmax=vmax)
+            im = axial(ax, over, grid, zmm, mark_sides=False, cmap=cmap, vmin=vmin, vmax=vmax)
             _box_outline(ax, box_mm, zmm, color="c", lw=1, ls="--")
             ax.set_title(f"{s}, z = {zmm:.0f} mm" + (f"\nthreshold {thresholds[s]:.3g}" if i == 0 else ""), fontsize=8)
     fig.colorbar(im, ax=axes, fraction=0.02, pad=0.01, label="heat (TP - TN), clusters only")

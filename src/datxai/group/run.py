@@ -56,9 +56,11 @@ def cluster_region(setting: str) -> str:
 
 
 def run_find_clusters(heat_path, atlas, grid: Grid, box_mm, out_nii, out_tsv, percentile: float = 95.0,
-                      connectivity: int = 26, min_cluster_ml: float = 1.0, region: str = "outside_box"):
+                      connectivity: int = 26, min_cluster_ml: float = 1.0, region: str = "outside_box",
+                      sign: str = "positive"):
     """Threshold (from the brain outside the striatum box), clusters inside ``region`` (``brain`` |
-    ``outside_box``, see :func:`cluster_region`), atlas labels -> clusters.nii.gz (int16) + clusters.tsv."""
+    ``outside_box``, see :func:`cluster_region`), atlas labels -> clusters.nii.gz (int16) + clusters.tsv.
+    ``sign``: which heat forms clusters (:data:`datxai.group.clusters.HEAT_SIGNS`)."""
     from ..atlas import region_names
     from ..dataset import box_mask
     from .clusters import allowed_mask, describe_clusters, find_clusters
@@ -68,7 +70,8 @@ def run_find_clusters(heat_path, atlas, grid: Grid, box_mm, out_nii, out_tsv, pe
     if region not in ("brain", "outside_box"):
         raise ValueError(f"cluster region must be 'brain' or 'outside_box', got {region!r}")
     where = np.asarray(atlas.brain_mask, bool) if region == "brain" else allowed
-    labels, thr = find_clusters(heat, allowed, grid, percentile, connectivity, min_cluster_ml, cluster_mask=where)
+    labels, thr = find_clusters(heat, allowed, grid, percentile, connectivity, min_cluster_ml, cluster_mask=where,
+                                sign=sign)
     table = describe_clusters(labels, heat, grid, atlas.label_image, region_names(), thr)
     save_nifti(labels, grid.affine, out_nii, dtype=np.int16, header_extra={"mni": True})
     write_tsv(table, out_tsv)
@@ -117,7 +120,7 @@ def run_companion(relevance_dir, mean_tn_path, mean_tp_path, atlas, grid: Grid, 
 
 
 def run_figures(group: dict, clusters: dict, atlas, grid: Grid, box_mm, percentile: float, out_fig1, out_fig2,
-                out_fig3):
+                out_fig3, sign: str = "positive"):
     """Figs 1-3. ``group``: setting -> ``{heat, mean_tp, mean_tn, json}`` paths; ``clusters``: setting -> nii path."""
     from ..dataset import box_mask
     from .clusters import allowed_mask, heat_threshold
@@ -135,7 +138,7 @@ def run_figures(group: dict, clusters: dict, atlas, grid: Grid, box_mm, percenti
     plot_heat_striatum({s: g["heat"] for s, g in maps.items()}, grid, z, out_fig2, t1=atlas.t1)
     allowed = allowed_mask(atlas.brain_mask, box_mask(grid, box_mm))
     cl = {s: load_nifti(p, shape=grid.shape, allow_zero=True)[0].astype(int) for s, p in clusters.items()}
-    thr = {s: heat_threshold(maps[s]["heat"], allowed, percentile) for s in clusters}
+    thr = {s: heat_threshold(maps[s]["heat"], allowed, percentile, sign) for s in clusters}
     plot_thresholded_heat({s: maps[s]["heat"] for s in clusters}, cl, thr, grid, atlas.t1, box_mm, out_fig3)
 
 
