@@ -85,11 +85,6 @@ def batch_bench(stage, k):
     return bench(stage, f"batch-{k:03d}.tsv")
 
 
-def per_subject(pattern, members):
-    """``pattern`` (a path with ``{subject}``) for each subject of a batch, in order."""
-    return [pattern.format(subject=s) for s in members]
-
-
 def config_digest():
     """sha256 of the resolved config. provenance.json records the config, so it is a
     parameter of write_provenance: any changed setting rewrites it (and reruns verify_inputs).
@@ -170,8 +165,8 @@ def montage_truth(wildcards):
 def projections_dicom(members):
     """The projection files of a batch: the synthetic camera exports, or the user's DICOM (cohort.source dicom)."""
     if config["cohort"]["source"] == "dicom":
-        return per_subject(config["cohort"]["images"], members)
-    return per_subject(res("cohort", "dicom", "{subject}.dcm"), members)
+        return expand(config["cohort"]["images"], subject=members)
+    return expand(res("cohort", "dicom", "{subject}.dcm"), subject=members)
 
 
 # --- normalize stage ---------------------------------------------------

@@ -47,10 +47,10 @@ for k, members in enumerate(SUBJECT_BATCHES):
             image=native_images(members),
             template=template_image,
         output:
-            image=per_subject(
-                res("normalized", "{subject}_space-MNI_spect.nii.gz"), members
+            image=expand(
+                res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=members
             ),
-            affine=per_subject(res("normalized", "{subject}_affine.json"), members),
+            affine=expand(res("normalized", "{subject}_affine.json"), subject=members),
         log:
             batch_log("normalize_to_mni", k),
         benchmark:

@@ -10,15 +10,16 @@ for k, members in enumerate(SUBJECT_BATCHES):
         name:
             batch_rule("scale_and_quantify", k)
         input:
-            image=per_subject(
-                res("normalized", "{subject}_space-MNI_spect.nii.gz"), members
+            image=expand(
+                res("normalized", "{subject}_space-MNI_spect.nii.gz"), subject=members
             ),
             atlas=res("atlas", "atlas_grid.npz"),
         output:
-            scaled=per_subject(
-                res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"), members
+            scaled=expand(
+                res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"),
+                subject=members,
             ),
-            sbr=per_subject(res("quant", "{subject}_sbr.json"), members),
+            sbr=expand(res("quant", "{subject}_sbr.json"), subject=members),
         log:
             batch_log("scale_and_quantify", k),
         benchmark:

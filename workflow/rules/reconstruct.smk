@@ -16,8 +16,8 @@ for k, members in enumerate(
         input:
             dicom=projections_dicom(members),
         output:
-            image=per_subject(res("recon", "{subject}_spect.nii.gz"), members),
-            sidecar=per_subject(res("recon", "{subject}_spect.json"), members),
+            image=expand(res("recon", "{subject}_spect.nii.gz"), subject=members),
+            sidecar=expand(res("recon", "{subject}_spect.json"), subject=members),
         log:
             batch_log("reconstruct_spect", k),
         benchmark:

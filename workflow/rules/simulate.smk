@@ -46,10 +46,12 @@ for k, members in enumerate(SUBJECT_BATCHES if SYNTHETIC else []):
             truth=res("cohort", "truth", "cohort_truth.tsv"),
             anatomy=res("cohort", "truth", "phantom_anatomy.npz"),
         output:
-            dicom=per_subject(res("cohort", "dicom", "{subject}.dcm"), members),
-            truth=per_subject(res("cohort", "truth", "{subject}_truth.json"), members),
-            activity=per_subject(
-                res("cohort", "truth", "{subject}_activity.nii.gz"), members
+            dicom=expand(res("cohort", "dicom", "{subject}.dcm"), subject=members),
+            truth=expand(
+                res("cohort", "truth", "{subject}_truth.json"), subject=members
+            ),
+            activity=expand(
+                res("cohort", "truth", "{subject}_activity.nii.gz"), subject=members
             ),
         log:
             batch_log("simulate_subject", k),
