@@ -19,4 +19,5 @@ run_training(
     outputs={k: sm.output[k] for k in ("model", "history", "hyperparameters", "checkpoint")},
     model_cfg=sm.params.model, train_cfg=sm.params.train, setting=sm.wildcards.setting,
     master_seed=sm.params.seed, resume=sm.params.resume, epochs=sm.params.epochs, fc_widths=sm.params.fc_widths,
+    repeat=int(getattr(sm.params, "repeat", 0)),  # train_cnn_repeat only; train_cnn is repeat 0
 )

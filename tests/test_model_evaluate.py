@@ -92,3 +92,38 @@ def test_predict_agrees_with_softmax_of_the_model():
     assert np.array_equal(pred, logits.argmax(1).numpy())
     assert np.allclose(p, torch.softmax(logits, 1)[:, 1].numpy(), atol=1e-6)  # float32 softmax
     assert np.array_equal(pred, (p > 0.5).astype(int))
+
+
+def test_repeats_tables_by_hand():
+    """Two repeats of one setting with known confusion counts: per-repeat Table 1 and mean / SD / min / max."""
+    import pandas as pd
+
+    from datxai.model.evaluate import repeats_tables
+
+    def preds(tp, tn, fp, fn):
+        label = ["reduced"] * (tp + fn) + ["normal"] * (tn + fp)
+        predicted = ["reduced"] * tp + ["normal"] * fn + ["normal"] * tn + ["reduced"] * fp
+        return pd.DataFrame({"subject": [f"sub-{i:04d}" for i in range(len(label))], "label": label,
+                             "predicted": predicted})
+
+    per, summary = repeats_tables({"full": [preds(8, 9, 1, 2), preds(10, 6, 4, 0)]})
+    assert list(per["repeat"]) == [0, 1] and list(per["tp"]) == [8, 10] and list(per["fp"]) == [1, 4]
+    assert per["accuracy"].tolist() == pytest.approx([17 / 20, 16 / 20])
+    row = summary.iloc[0]
+    assert row.setting == "full" and row.n_repeats == 2
+    assert row.accuracy_mean == pytest.approx(0.825) and row.accuracy_sd == pytest.approx(0.05 / np.sqrt(2))
+    assert (row.sensitivity_min, row.sensitivity_max) == pytest.approx((0.8, 1.0))  # 8/10 and 10/10
+    assert (row.specificity_min, row.specificity_max) == pytest.approx((0.6, 0.9))  # 6/10 and 9/10
+    _, one = repeats_tables({"full": [preds(8, 9, 1, 2)]})
+    assert np.isnan(one.iloc[0].accuracy_sd)  # no spread from a single repeat
+
+
+def test_repeat_seeds():
+    from datxai.config import derive_seed
+    from datxai.model.train import repeat_seed
+
+    assert repeat_seed(20211, "full", 0) == derive_seed(20211, "train", "full")  # repeat 0 = the study's model
+    seeds = {repeat_seed(20211, s, r) for s in ("full", "striatum", "nostriatum") for r in range(5)}
+    assert len(seeds) == 15
+    with pytest.raises(ValueError, match="repeat"):
+        repeat_seed(20211, "full", -1)

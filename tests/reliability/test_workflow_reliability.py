@@ -418,3 +418,32 @@ def test_user_cohort_nan_nifti(baseline, workdir):
     assert not temp_leftovers(results)
     assert_untouched(before, folder)
     print(f"\n[bad input via snakemake] NaN NIfTI: {next(x for x in logs.splitlines() if expected in x)}")
+
+
+# ----------------------------------------------------------------------------- repeats over seeds
+# Last in this module on purpose: it adds files to the baseline, which the tests above compare against.
+
+def test_more_repeats_train_only_the_new_ones(baseline, workdir):
+    """train.repeats 1 -> 2 on a finished run: only the repeat trainings, their evaluations and the
+    repeats tables run (plus provenance); the study's models are not retrained."""
+    repeats = workdir / "repeats.yaml"
+    repeats.write_text("train:\n  repeats: 2\n")
+    dry = snakemake(baseline, "-n", configs=[repeats]).stdout
+    planned = set(re.findall(r"^(\w+)\s+\d+$", dry.split("Job stats:")[1].split("total")[0], re.M))
+    assert planned == {"train_cnn_repeat", "evaluate_cnn_repeat", "collect_repeats", "write_provenance",
+                       "verify_inputs", "all"}, planned
+    model = baseline / "train" / "full" / "model.pt"
+    before = hashlib.sha256(model.read_bytes()).hexdigest()
+    snakemake(baseline, configs=[repeats])
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == before
+    per = pd.read_csv(baseline / "evaluate" / "table1_repeats.tsv", sep="\t")
+    summary = pd.read_csv(baseline / "evaluate" / "table1_repeats_summary.tsv", sep="\t")
+    table1 = pd.read_csv(baseline / "evaluate" / "table1.tsv", sep="\t").set_index("setting")
+    assert sorted(per["repeat"].unique()) == [0, 1] and len(per) == 6 and list(summary["n_repeats"]) == [2, 2, 2]
+    for r in per[per["repeat"] == 0].itertuples():  # repeat 0 is the study's model: Table 1 itself
+        assert (r.tp, r.tn, r.fp, r.fn) == tuple(table1.loc[r.setting, ["tp", "tn", "fp", "fn"]])
+    seeds = {json.loads((baseline / "train" / "full" / sub / "hyperparameters.json").read_text())["training"]["seed"]
+             for sub in ("", "repeat-1")}
+    assert len(seeds) == 2, "the repeat trained with the study model's seed"
+    print(f"\n[repeats] accuracy over 2 repeats: "
+          f"{dict(zip(summary.setting, summary.accuracy_mean.round(3)))} (mean), seeds {sorted(seeds)}")

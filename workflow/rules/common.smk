@@ -26,6 +26,7 @@ wildcard_constraints:
     subject=r"sub-[A-Za-z0-9]+",
     setting="|".join(SETTINGS),
     subset="train|val|test",
+    repeat=r"[1-9]\d*",
 
 
 def res(*parts):
@@ -122,6 +123,11 @@ def final_targets():
         res("figures", "learning_curves.png"),
         res("figures", "table1_metrics.png"),
     ]
+    if REPEATS > 1:
+        targets += [
+            res("evaluate", "table1_repeats.tsv"),
+            res("evaluate", "table1_repeats_summary.tsv"),
+        ]
     targets += explain_targets()
     targets += stats_targets()
     targets += report_targets()
@@ -271,6 +277,24 @@ def train_runtime(wildcards):
     """Minutes: ~2 min per epoch at the paper's 2 mm grid on one GPU (S1: 72 s on a Titan Xp), scaled by grid size."""
     scale = _grid_voxels() / (71 * 90 * 72) * len(SUBJECTS) / 1306
     return int(30 + 2 * train_epochs(wildcards) * max(scale, 0.05))
+
+
+REPEATS = int(config["train"]["repeats"])
+# What a training reads; without `repeats`, so asking for more repeats does not retrain the existing ones.
+TRAIN_PARAMS = {k: v for k, v in config["train"].items() if k != "repeats"}
+
+
+def repeat_predictions(wildcards):
+    """Test-set predictions of every setting's repeats, repeat 0 (the study's model) first."""
+    return [
+        (
+            res("evaluate", f"{s}_predictions.tsv")
+            if r == 0
+            else res("evaluate", "repeats", f"{s}_repeat-{r}_predictions.tsv")
+        )
+        for s in SETTINGS
+        for r in range(REPEATS)
+    ]
 
 
 def all_predictions(wildcards):

@@ -34,12 +34,35 @@ rule train_cnn:
     params:
         model=config["model"],
         fc_widths=fc_widths,
-        train=config["train"],
+        train=TRAIN_PARAMS,
         epochs=train_epochs,
         seed=config["seed"],
         resume=res("train", "{setting}", "resume", "checkpoint.pt"),
     script:
         "../../scripts/train_cnn.py"
+
+
+use rule train_cnn as train_cnn_repeat with:
+    """Repeat {repeat} of a setting's training with its own seed (train.repeats > 1): the spread of Table 1 over seeds."""
+    output:
+        model=res("train", "{setting}", "repeat-{repeat}", "model.pt"),
+        history=res("train", "{setting}", "repeat-{repeat}", "history.tsv"),
+        hyperparameters=res(
+            "train", "{setting}", "repeat-{repeat}", "hyperparameters.json"
+        ),
+        checkpoint=res("train", "{setting}", "repeat-{repeat}", "checkpoint.pt"),
+    log:
+        log("train_cnn", "{setting}_repeat-{repeat}.log"),
+    benchmark:
+        bench("train_cnn", "{setting}_repeat-{repeat}.tsv")
+    params:
+        model=config["model"],
+        fc_widths=fc_widths,
+        train=TRAIN_PARAMS,
+        epochs=train_epochs,
+        seed=config["seed"],
+        resume=res("train", "{setting}", "repeat-{repeat}", "resume", "checkpoint.pt"),
+        repeat=lambda wildcards: int(wildcards.repeat),
 
 
 rule evaluate_cnn:
@@ -61,6 +84,48 @@ rule evaluate_cnn:
         batch_size=config["train"]["batch_size"],
     script:
         "../../scripts/evaluate_cnn.py"
+
+
+use rule evaluate_cnn as evaluate_cnn_repeat with:
+    input:
+        model=res("train", "{setting}", "repeat-{repeat}", "model.pt"),
+        images=res("dataset", "{setting}", "test.npy"),
+        table=res("dataset", "{setting}", "test.tsv"),
+    output:
+        predictions=res(
+            "evaluate", "repeats", "{setting}_repeat-{repeat}_predictions.tsv"
+        ),
+    log:
+        log("evaluate_cnn", "{setting}_repeat-{repeat}.log"),
+
+
+rule collect_repeats:
+    """Table 1 per training repeat (repeat 0 = the study's model) and its mean, SD, min and max per setting."""
+    input:
+        predictions=repeat_predictions,
+    output:
+        per_repeat=report(
+            res("evaluate", "table1_repeats.tsv"),
+            caption="../report/table1_repeats.rst",
+            category="Classification",
+            labels={"table": "Table 1 per training repeat"},
+        ),
+        summary=report(
+            res("evaluate", "table1_repeats_summary.tsv"),
+            caption="../report/table1_repeats.rst",
+            category="Classification",
+            labels={"table": "Table 1 over training repeats (mean, SD)"},
+        ),
+    log:
+        log("collect_repeats.log"),
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        settings=SETTINGS,
+        repeats=REPEATS,
+        confidence=0.95,
+    script:
+        "../../scripts/collect_repeats.py"
 
 
 rule collect_table1:

@@ -161,3 +161,47 @@ def collect_table1(predictions: dict, table_out, figure_out=None, confidence: fl
     if figure_out is not None:
         plot_table1(t, figure_out)
     return t
+
+
+def repeats_tables(predictions: dict, confidence: float = 0.95):
+    """Table 1 once per training repeat, and its spread over the repeats.
+
+    ``predictions``: ``{setting: [predictions DataFrame of repeat 0, 1, ...]}`` (repeat 0
+    = the study's model). Returns ``(per_repeat, summary)``: per_repeat has the
+    :func:`table1` columns plus ``repeat``; summary has one row per setting with
+    ``n_repeats`` and, for each metric, its mean, sample SD (ddof 1; NaN for one
+    repeat), min and max over the repeats.
+    """
+    import pandas as pd
+
+    frames = []
+    for setting, reps in predictions.items():
+        for r, df in enumerate(reps):
+            t = table1({setting: df}, confidence=confidence)
+            t.insert(1, "repeat", r)
+            frames.append(t)
+    per_repeat = pd.concat(frames, ignore_index=True)
+    rows = []
+    for setting, g in per_repeat.groupby("setting", sort=False):
+        row = {"setting": setting, "n_repeats": len(g)}
+        for m in METRICS:
+            v = g[m].astype(float)
+            row.update({f"{m}_mean": v.mean(), f"{m}_sd": v.std(ddof=1) if len(v) > 1 else float("nan"),
+                        f"{m}_min": v.min(), f"{m}_max": v.max()})
+        rows.append(row)
+    return per_repeat, pd.DataFrame(rows)
+
+
+def collect_repeats(predictions: dict, per_repeat_out, summary_out, confidence: float = 0.95):
+    """:func:`repeats_tables` from ``{setting: [predictions.tsv path per repeat]}``; write both TSVs."""
+    from ..io import read_tsv, write_tsv
+
+    frames = {s: [read_tsv(p, required=["subject", "label", "predicted"]) for p in paths]
+              for s, paths in predictions.items()}
+    per_repeat, summary = repeats_tables(frames, confidence=confidence)
+    write_tsv(per_repeat, per_repeat_out)
+    write_tsv(summary, summary_out)
+    for r in summary.itertuples():
+        log.info("%s: accuracy over %d repeats %.3f +- %.3f (min %.3f, max %.3f)", r.setting, r.n_repeats,
+                 r.accuracy_mean, r.accuracy_sd, r.accuracy_min, r.accuracy_max)
+    return per_repeat, summary

@@ -416,13 +416,23 @@ def write_training_outputs(result: TrainResult, model_path, history_path, hyperp
     write_json(hp, hyperparameters_path)
 
 
+def repeat_seed(master_seed: int, setting: str, repeat: int = 0) -> int:
+    """Training seed of one setting: repeat 0 is the study's model; repeats 1, 2, ... get their own seeds."""
+    if int(repeat) < 0:
+        raise ValueError(f"repeat must be >= 0, got {repeat!r}")
+    if int(repeat) == 0:
+        return derive_seed(master_seed, "train", setting)
+    return derive_seed(master_seed, "train", setting, "repeat", int(repeat))
+
+
 def run_training(train_npy, train_tsv, val_npy, val_tsv, outputs: dict, model_cfg: dict, train_cfg: dict,
                  setting: str, master_seed: int, resume=None, epochs: int | None = None,
-                 fc_widths=None) -> TrainResult:
+                 fc_widths=None, repeat: int = 0) -> TrainResult:
     """Train one setting from its dataset files and write ``outputs`` (keys model, history, hyperparameters, checkpoint).
 
     ``model_cfg``/``train_cfg`` are the config sections ``model`` and ``train``; the
-    seed of this setting is ``derive_seed(master_seed, "train", setting)``. ``resume``
+    seed of this setting is ``derive_seed(master_seed, "train", setting)`` and, for a
+    repeat over seeds (``repeat`` >= 1, config ``train.repeats``), :func:`repeat_seed`. ``resume``
     is the running checkpoint (default: beside ``outputs["checkpoint"]`` in ``resume/``):
     a killed run restarted with the same arguments continues from it; on success it
     is moved onto ``outputs["checkpoint"]``.
@@ -430,7 +440,7 @@ def run_training(train_npy, train_tsv, val_npy, val_tsv, outputs: dict, model_cf
     epochs = int(epochs if epochs is not None else train_cfg["epochs"][setting])
     widths = list(fc_widths if fc_widths is not None else model_cfg["fc_widths"][setting])
     settings = TrainSettings(epochs=epochs, learning_rate=float(train_cfg["learning_rate"]),
-                             batch_size=int(train_cfg["batch_size"]), seed=derive_seed(master_seed, "train", setting),
+                             batch_size=int(train_cfg["batch_size"]), seed=repeat_seed(master_seed, setting, repeat),
                              device=train_cfg.get("device", "auto"), deterministic=bool(train_cfg.get("deterministic", True)),
                              amp=bool(train_cfg.get("amp", True)))
     train = load_dataset(train_npy, train_tsv)
@@ -441,7 +451,8 @@ def run_training(train_npy, train_tsv, val_npy, val_tsv, outputs: dict, model_cf
                          n_conv=int(model_cfg["n_conv"]), fc_widths=widths, dropout=float(model_cfg["dropout"]),
                          center_input=bool(model_cfg.get("center_input", False)), checkpoint=resume)
     write_training_outputs(result, outputs["model"], outputs["history"], outputs["hyperparameters"], setting=setting,
-                           extra={"master_seed": int(master_seed), "n_train": len(train), "n_val": len(val),
+                           extra={"master_seed": int(master_seed), "repeat": int(repeat),
+                                  "n_train": len(train), "n_val": len(val),
                                   "input_shape": list(train.shape)})
     os.replace(resume, outputs["checkpoint"])
     with contextlib.suppress(OSError):
