@@ -26,16 +26,20 @@ def _merged_config() -> dict:
     return validate_config(cfg, source="config.yaml + tiny.yaml")
 
 
-@pytest.fixture(scope="module")
-def dry_run(tmp_path_factory) -> str:
-    """Console output of a dry run of the tiny config (every job pending)."""
-    results = tmp_path_factory.mktemp("dag") / "results"
+def _dry_run(results: Path, **env) -> str:
     cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1",
            "--configfile", str(ROOT / "config" / "config.yaml"), str(ROOT / "tests" / "configs" / "tiny.yaml"),
            "--config", f"results={results}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="0"))
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONHASHSEED="0", **env))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory) -> str:
+    """Console output of a dry run of the tiny config (every job pending)."""
+    return _dry_run(tmp_path_factory.mktemp("dag") / "results", DATXAI_PLAIN_SNAKEMAKE="0")
 
 
 def _jobs(stdout: str) -> dict:
@@ -69,6 +73,22 @@ def test_per_subject_stages_run_in_batches_covering_every_subject_once(dry_run, 
     assert [len(b) for b in batches] == [min(per_job, n - k * per_job) for k in range(len(batches))]
     flat = [s for b in batches for s in b]
     assert flat == [f"sub-{i:04d}" for i in range(1, n + 1)]  # consecutive, every subject exactly once
+
+
+def test_fast_producer_lookup_builds_the_same_dag(dry_run, tmp_path_factory):
+    """datxai.snakemake_speedups changes how fast Snakemake finds producers, never what it finds:
+    every job, with its inputs and outputs, as with Snakemake's own lookup."""
+    plain = _dry_run(tmp_path_factory.mktemp("dag") / "results", DATXAI_PLAIN_SNAKEMAKE="1")
+    results = re.compile(r"\S*/dag\d*/results")  # the two runs' results folders differ
+
+    def canonical(stdout):
+        return {rule: sorted((sorted(results.sub("R", f) for f in j["input"]),
+                              sorted(results.sub("R", f) for f in j["output"])) for j in jobs)
+                for rule, jobs in _jobs(stdout).items()}
+
+    fast, slow = canonical(dry_run), canonical(plain)
+    assert sum(len(j) for j in fast.values()) > 40 and "stack_scaled_images" in fast
+    assert fast == slow
 
 
 def test_template_depends_on_its_subjects_only(dry_run):
