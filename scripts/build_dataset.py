@@ -6,7 +6,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import setup_logging  # noqa: E402
 
-from datxai.dataset import build_dataset, plot_class_means  # noqa: E402
+from datxai.dataset import ImageStack, build_dataset, plot_class_means  # noqa: E402
 from datxai.grid import Grid  # noqa: E402
 from datxai.io import read_tsv, write_tsv  # noqa: E402
 from datxai.participants import load_participants  # noqa: E402
@@ -15,7 +15,7 @@ from datxai.split import SUBSETS, check_leakage  # noqa: E402
 logger = setup_logging(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 grid = Grid.from_config(sm.params.grid)
-images = dict(zip(sm.params.subjects, sm.input.images))
+images = ImageStack(sm.input.stack, sm.input.stack_sidecar)
 participants = load_participants(sm.input.participants)
 labels = dict(zip(participants["subject"], participants["label"]))
 split = read_tsv(sm.input.split, required=["subject", "subset"])

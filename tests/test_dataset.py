@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from datxai.dataset import box_mask, build_dataset, place_in_full, setting_shape, setting_view, to_full
+from datxai.dataset import (ImageStack, box_mask, build_dataset, place_in_full, setting_shape, setting_view, to_full,
+                            write_image_stack)
 from datxai.grid import Grid
 from datxai.io import save_nifti
 
@@ -89,6 +90,55 @@ def test_stacking_fails_whole(tmp_path):
     # an empty subset (e.g. val of size 0) is a valid (0, ...) array
     build_dataset(images, [], {}, "striatum", GRID, BOX, out)
     assert np.load(out).shape == (0, 5, 5, 4)
+
+
+def _cohort_nifti(tmp_path, rng, subjects):
+    paths = [save_nifti(rng.uniform(0.5, 3.0, GRID.shape), GRID.affine, tmp_path / f"{s}.nii.gz") for s in subjects]
+    return paths
+
+
+@pytest.mark.parametrize("setting", ["full", "striatum", "nostriatum"])
+def test_dataset_from_the_image_stack_equals_the_one_from_the_niftis(tmp_path, rng, setting):
+    subjects = ["sub-0001", "sub-0002", "sub-0003", "sub-0004"]
+    paths = _cohort_nifti(tmp_path, rng, subjects)
+    write_image_stack(paths, subjects, GRID, tmp_path / "stack.npy", tmp_path / "stack.json")
+    stack = ImageStack(tmp_path / "stack.npy", tmp_path / "stack.json")
+    assert stack.subjects == subjects and stack.array.shape == (4, *GRID.shape)
+    np.testing.assert_allclose(stack.affine, GRID.affine)
+    labels = {s: ("reduced" if i % 2 else "normal") for i, s in enumerate(subjects)}
+    order = ["sub-0003", "sub-0001", "sub-0004"]  # a subset in split order
+    t_stack = build_dataset(stack, order, labels, setting, GRID, BOX, tmp_path / "a.npy")
+    t_nifti = build_dataset(dict(zip(subjects, paths)), order, labels, setting, GRID, BOX, tmp_path / "b.npy")
+    assert t_stack.equals(t_nifti)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_image_stack_errors_name_the_file_and_leave_nothing(tmp_path, rng):
+    subjects = ["sub-0001", "sub-0002"]
+    paths = _cohort_nifti(tmp_path, rng, subjects)
+    save_nifti(np.ones(GRID.shape), np.diag([5.0, 5.0, 5.0, 1.0]), paths[1])  # right shape, wrong grid
+    out = tmp_path / "st"
+    with pytest.raises(ValueError, match="sub-0002.nii.gz: affine differs"):
+        write_image_stack(paths, subjects, GRID, out / "stack.npy", out / "stack.json")
+    assert not list(out.iterdir())  # no partial or temporary file
+    with pytest.raises(ValueError, match="2 images for 3 subjects"):
+        write_image_stack(paths, [*subjects, "sub-0003"], GRID, out / "stack.npy", out / "stack.json")
+    paths = _cohort_nifti(tmp_path, rng, subjects)
+    write_image_stack(paths, subjects, GRID, out / "stack.npy", out / "stack.json")
+    stack = ImageStack(out / "stack.npy", out / "stack.json")
+    with pytest.raises(ValueError, match=r"stack.npy: no image for subject\(s\) \['sub-0009'\]"):
+        stack.rows(["sub-0001", "sub-0009"])
+    with pytest.raises(ValueError, match="no scaled image.*sub-0009"):
+        build_dataset(stack, ["sub-0009"], {"sub-0009": "normal"}, "full", GRID, BOX, out / "x.npy")
+    other = Grid((9, 10, 7), 5.0, (0.0, -18.0, 11.0))
+    with pytest.raises(ValueError, match="stack.npy: images of shape .* are not on the analysis grid"):
+        build_dataset(stack, subjects, {s: "normal" for s in subjects}, "full", other, BOX, out / "x.npy")
+    (out / "bad.json").write_text('{"subjects": ["sub-0001"], "affine": []}')
+    with pytest.raises(ValueError, match="does not hold one image per subject of .*bad.json"):
+        ImageStack(out / "stack.npy", out / "bad.json")
+    (out / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="broken.json: not an image-stack sidecar"):
+        ImageStack(out / "stack.npy", out / "broken.json")
 
 
 def test_class_means_figure(tmp_path, rng):

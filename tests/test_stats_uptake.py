@@ -30,8 +30,8 @@ def test_cluster_means_against_loop(rng, labels):
         cluster_means(imgs, labels, [1, 9])
 
 
-def _write_case(tmp_path, labels, rng, sides=("I", "C", "I")):
-    aff = np.diag([6.0, 6.0, 6.0, 1.0])
+def _write_case(tmp_path, labels, rng, sides=("I", "C", "I"), aff=None):
+    aff = np.diag([6.0, 6.0, 6.0, 1.0]) if aff is None else aff
     save_nifti(labels, aff, tmp_path / "clusters.nii.gz", dtype=np.int16)
     pd.DataFrame({"cluster": [1, 2, 3], "n_voxels": [18, 16, 1], "side": list(sides),
                   "label": ["Insular_Cortex", "Amygdala", "Thalamus"]}).to_csv(
@@ -56,6 +56,24 @@ def test_compute_uptake_files(tmp_path, rng, labels):
     # float32 images: relative tolerance 1e-6
     assert row["uptake"] == pytest.approx(imgs[1][labels == 2].mean(), rel=1e-6)
     assert row["cluster_label"] == "Amygdala" and row["side"] == "C"
+
+
+def test_compute_uptake_from_the_stack_equals_the_files(tmp_path, rng, labels):
+    from datxai.dataset import ImageStack, write_image_stack
+    from datxai.grid import Grid
+
+    grid = Grid(SHAPE, 6.0)
+    paths, _ = _write_case(tmp_path, labels, rng, aff=grid.affine)
+    subjects = ["sub-0001", "sub-0002", "sub-0003"]
+    write_image_stack(paths, subjects, grid, tmp_path / "stack.npy", tmp_path / "stack.json")
+    stack = ImageStack(tmp_path / "stack.npy", tmp_path / "stack.json")
+    ref = compute_uptake(subjects, paths, tmp_path / "clusters.nii.gz", tmp_path / "clusters.tsv")
+    # a subset in another order reads the right rows
+    out = compute_uptake(subjects[::-1], stack, tmp_path / "clusters.nii.gz", tmp_path / "clusters.tsv")
+    pd.testing.assert_frame_equal(out.sort_values(["subject", "cluster"]).reset_index(drop=True),
+                                  ref.sort_values(["subject", "cluster"]).reset_index(drop=True))
+    with pytest.raises(ValueError, match="no image for subject"):
+        compute_uptake(["sub-0009"], stack, tmp_path / "clusters.nii.gz", tmp_path / "clusters.tsv")
 
 
 def test_load_clusters_errors(tmp_path, rng, labels):

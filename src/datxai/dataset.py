@@ -100,19 +100,107 @@ def to_full(array: np.ndarray, setting: str, grid: Grid, box_mm) -> np.ndarray:
     return place_in_full(array, grid, box_mm) if setting == "striatum" else np.asarray(array)
 
 
-def build_dataset(images: dict, subjects: list[str], labels: dict, setting: str, grid: Grid, box_mm,
+class ImageStack:
+    """Every subject's scaled image in one memory-mapped array, read once from the NIfTIs.
+
+    Files (written by :func:`write_image_stack`): ``<name>.npy`` float32
+    ``(N, nx, ny, nz)`` with rows in the order of ``<name>.json``'s ``subjects``,
+    and the JSON with ``subjects``, ``shape`` and ``affine`` (the grid's, voxel
+    -> MNI mm). Later stages (the three datasets, cluster uptake) slice it instead
+    of decompressing every NIfTI again, and the DAG lists two files instead of one
+    per subject.
+    """
+
+    def __init__(self, npy, sidecar):
+        import json
+
+        self.npy, self.sidecar = Path(npy), Path(sidecar)
+        try:
+            meta = json.loads(self.sidecar.read_text())
+            self.subjects = [str(s) for s in meta["subjects"]]
+            self.affine = np.asarray(meta["affine"], dtype=float)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.sidecar}: not an image-stack sidecar ({exc})") from exc
+        try:
+            self.array = np.load(self.npy, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{self.npy}: not a readable .npy ({exc})") from exc
+        if self.array.ndim != 4 or self.array.shape[0] != len(self.subjects):
+            raise ValueError(f"{self.npy}: shape {self.array.shape} does not hold one image per subject of "
+                             f"{self.sidecar} ({len(self.subjects)})")
+        self._row = {s: i for i, s in enumerate(self.subjects)}
+
+    def check_grid(self, shape, affine, what: str = "the analysis grid") -> None:
+        """Raise ValueError naming the stack when its images are not on ``(shape, affine)``."""
+        if tuple(self.array.shape[1:]) != tuple(shape) or not np.allclose(self.affine, affine, atol=1e-3):
+            raise ValueError(f"{self.npy}: images of shape {self.array.shape[1:]} are not on {what} "
+                             f"(shape {tuple(shape)}); rebuild the stack")
+
+    def rows(self, subjects) -> np.ndarray:
+        """Row index of each subject (ValueError naming the unknown ones)."""
+        missing = [s for s in subjects if s not in self._row]
+        if missing:
+            raise ValueError(f"{self.npy}: no image for subject(s) {missing[:10]}")
+        return np.asarray([self._row[s] for s in subjects], dtype=np.int64)
+
+    def volume(self, subject) -> np.ndarray:
+        """One subject's image, float32 ``(nx, ny, nz)`` (a copy)."""
+        return np.array(self.array[self.rows([subject])[0]])
+
+    def __contains__(self, subject) -> bool:
+        return subject in self._row
+
+
+def write_image_stack(images, subjects, grid: Grid, out_npy, out_json, load=None) -> None:
+    """Read each subject's NIfTI once into ``out_npy`` (see :class:`ImageStack`); both files written atomically.
+
+    ``images`` are paths in ``subjects`` order; each must be on ``grid`` (shape and
+    affine; the error names the file). ``load`` defaults to
+    :func:`datxai.io.load_nifti` with a shape check.
+    """
+    import json
+
+    from .io import load_nifti
+
+    images, subjects = list(images), [str(s) for s in subjects]
+    if len(images) != len(subjects):
+        raise ValueError(f"{len(images)} images for {len(subjects)} subjects")
+    if len(set(subjects)) != len(subjects):
+        raise ValueError("duplicate subjects in the stack")
+    load = load or (lambda p: load_nifti(p, shape=grid.shape))
+    out_npy, out_json = Path(out_npy), Path(out_json)
+    step = max(1, len(subjects) // 10)
+    with atomic_path(out_npy, suffix=".npy") as tmp:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(subjects), *grid.shape))
+        for i, path in enumerate(images):
+            data, affine = load(path)
+            if not np.allclose(affine, grid.affine, atol=1e-3):
+                raise ValueError(f"{path}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
+            arr[i] = data
+            if (i + 1) % step == 0 or i + 1 == len(subjects):
+                log.info("%s: %d / %d images", out_npy.name, i + 1, len(subjects))
+        arr.flush()
+        del arr
+        meta = {"subjects": subjects, "shape": list(grid.shape), "affine": np.asarray(grid.affine).tolist(),
+                "dtype": "float32", "rows": "subjects, in this order"}
+        with atomic_path(out_json, suffix=".json") as tmp_json:
+            tmp_json.write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def build_dataset(images, subjects: list[str], labels: dict, setting: str, grid: Grid, box_mm,
                   out_npy, load=None):
     """Stack one subset's images for one setting into a memory-mappable ``.npy``.
 
     Parameters
     ----------
-    images : ``{subject: path}`` of scaled (and mirrored) NIfTI images on ``grid``.
+    images : an :class:`ImageStack` of the scaled (and mirrored) images, or
+        ``{subject: path}`` of the NIfTIs themselves, on ``grid``.
     subjects : the subset's subjects, in split order (the rows of the array).
     labels : ``{subject: "normal" | "reduced"}`` (visual read).
     setting : ``full`` | ``striatum`` | ``nostriatum``.
     out_npy : output ``.npy`` path, written atomically: float32 ``(N, sx, sy, sz)``.
-    load : ``path -> (data, affine)``; defaults to :func:`datxai.io.load_nifti`
-        with a shape check.
+    load : ``path -> (data, affine)`` for NIfTI paths; defaults to
+        :func:`datxai.io.load_nifti` with a shape check.
 
     Returns
     -------
@@ -122,7 +210,6 @@ def build_dataset(images: dict, subjects: list[str], labels: dict, setting: str,
 
     from .io import load_nifti
 
-    load = load or (lambda p: load_nifti(p, shape=grid.shape))
     shape = setting_shape(setting, grid, box_mm)
     missing = [s for s in subjects if s not in images]
     if missing:
@@ -130,14 +217,23 @@ def build_dataset(images: dict, subjects: list[str], labels: dict, setting: str,
     bad = {s: labels.get(s) for s in subjects if labels.get(s) not in ("normal", "reduced")}
     if bad:
         raise ValueError(f"subjects without a valid label (normal|reduced): {dict(list(bad.items())[:10])}")
+    if isinstance(images, ImageStack):
+        images.check_grid(grid.shape, grid.affine)
+        fetch = images.volume
+    else:
+        load = load or (lambda p: load_nifti(p, shape=grid.shape))
+
+        def fetch(s):
+            data, affine = load(images[s])
+            if not np.allclose(affine, grid.affine, atol=1e-3):
+                raise ValueError(f"{images[s]}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
+            return data
+
     out_npy = Path(out_npy)
     with atomic_path(out_npy, suffix=".npy") as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(subjects), *shape))
         for i, s in enumerate(subjects):
-            data, affine = load(images[s])
-            if not np.allclose(affine, grid.affine, atol=1e-3):
-                raise ValueError(f"{images[s]}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
-            arr[i] = setting_view(data, setting, grid, box_mm)
+            arr[i] = setting_view(fetch(s), setting, grid, box_mm)
             if (i + 1) % 100 == 0:
                 log.info("%s: %d / %d images", out_npy.name, i + 1, len(subjects))
         arr.flush()

@@ -93,7 +93,7 @@ rule collect_registration:
 rule plot_normalize_qc:
     input:
         images=normalized_images,
-        affines=affine_jsons,
+        registration=res("qc", "registration.tsv"),
         template=template_image,
     output:
         montage=report(

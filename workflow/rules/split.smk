@@ -31,13 +31,33 @@ rule split_cohort:
         "../../scripts/split_cohort.py"
 
 
+rule stack_scaled_images:
+    """Every subject's scaled image read once into one memory-mapped array (rows in SUBJECTS order)."""
+    input:
+        images=scaled_images,
+    output:
+        npy=res("dataset", "scaled_stack.npy"),
+        sidecar=res("dataset", "scaled_stack.json"),
+    log:
+        log("stack_scaled_images.log"),
+    benchmark:
+        bench("stack_scaled_images.tsv")
+    conda:
+        "../../envs/recon.yaml"
+    resources:
+        runtime=stack_runtime,
+    params:
+        subjects=SUBJECTS,
+        grid=config["grid"],
+    script:
+        "../../scripts/stack_scaled_images.py"
+
+
 rule build_dataset:
     """Stack one setting's images per subset (float32, N x nx x ny x nz, rows in split order)."""
     input:
-        images=expand(
-            res("scaled", "{subject}_space-MNI_desc-scaled_spect.nii.gz"),
-            subject=SUBJECTS,
-        ),
+        stack=rules.stack_scaled_images.output.npy,
+        stack_sidecar=rules.stack_scaled_images.output.sidecar,
         split=res("split", "split.tsv"),
         participants=participants_tsv(),
     output:
@@ -62,7 +82,6 @@ rule build_dataset:
     conda:
         "../../envs/recon.yaml"
     params:
-        subjects=SUBJECTS,
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
     script:

@@ -5,9 +5,10 @@
 
 
 rule cluster_uptake:
-    """Mean scaled uptake of every subject in every cluster; the images are read once and stacked."""
+    """Mean scaled uptake of every subject in every cluster, read from the stack of scaled images."""
     input:
-        images=scaled_images,
+        stack=rules.stack_scaled_images.output.npy,
+        stack_sidecar=rules.stack_scaled_images.output.sidecar,
         clusters_nii=res("group", ROI_SETTING, "clusters.nii.gz"),
         clusters_tsv=res("group", ROI_SETTING, "clusters.tsv"),
     output:

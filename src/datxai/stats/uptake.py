@@ -111,15 +111,41 @@ def uptake_table(subjects, means: np.ndarray, clusters: pd.DataFrame) -> pd.Data
     }, columns=UPTAKE_COLUMNS)
 
 
-def compute_uptake(subjects, image_paths, clusters_nii, clusters_tsv) -> pd.DataFrame:
-    """Mean scaled uptake of every subject in every cluster (long format)."""
-    if len(subjects) != len(image_paths):
-        raise ValueError(f"{len(subjects)} subjects but {len(image_paths)} images")
+def stack_rows_cluster_voxels(stack, subjects, labels: np.ndarray, affine: np.ndarray,
+                              chunk: int = 64) -> np.ndarray:
+    """The cluster voxels of ``subjects`` from an :class:`datxai.dataset.ImageStack`: (N, M) float32.
+
+    Reads ``chunk`` rows of the memory-mapped stack at a time (bounded memory).
+    """
+    stack.check_grid(labels.shape, affine, what="the cluster image's grid")
+    rows = stack.rows(subjects)
+    inside = np.asarray(labels) > 0
+    out = np.empty((len(rows), int(inside.sum())), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        block = np.asarray(stack.array[rows[start:start + chunk]])
+        out[start:start + len(block)] = block[:, inside]
+    return out
+
+
+def compute_uptake(subjects, images, clusters_nii, clusters_tsv) -> pd.DataFrame:
+    """Mean scaled uptake of every subject in every cluster (long format).
+
+    ``images``: the scaled images as NIfTI paths in ``subjects`` order, or an
+    :class:`datxai.dataset.ImageStack` holding every subject.
+    """
+    from ..dataset import ImageStack
+
+    stacked = isinstance(images, ImageStack)
+    if not stacked and len(subjects) != len(images):
+        raise ValueError(f"{len(subjects)} subjects but {len(images)} images")
     labels, affine, clusters = load_clusters(clusters_nii, clusters_tsv)
     log.info("%d clusters, %d voxels, %d subjects", len(clusters), int((labels > 0).sum()), len(subjects))
     if clusters.empty:
         return pd.DataFrame(columns=UPTAKE_COLUMNS)
-    vox = stack_cluster_voxels(image_paths, labels, affine)
+    if stacked:
+        vox = stack_rows_cluster_voxels(images, list(subjects), labels, affine)
+    else:
+        vox = stack_cluster_voxels(images, labels, affine)
     return uptake_table(subjects, cluster_means(vox, labels, clusters["cluster"]), clusters)
 
 
