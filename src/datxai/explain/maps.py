@@ -19,6 +19,7 @@ from .lrp import LRPConfig, explain_array
 logger = logging.getLogger(__name__)
 
 CLASSES = ("normal", "reduced")
+TARGETS = ("predicted", "reduced")  # explain.target: which logit each map explains
 TABLE_COLUMNS = ("subject", "label", "predicted", "outcome", "explained", "logit", "relevance_sum", "conservation",
                  "putamen_relevance", "argmax_agrees")
 
@@ -54,7 +55,8 @@ def match_predictions(subjects: list[str], labels: list[str], predictions, sourc
 
 def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[str], predicted: list[str],
                     setting: str, grid: Grid, box_mm, cfg: LRPConfig, out_dir, *, putamen=None,
-                    batch_size: int = 4, device: str = "auto", select_by: str = "image"):
+                    batch_size: int = 4, device: str = "auto", select_by: str = "image",
+                    target: str = "predicted"):
     """LRP maps of every case of one setting; returns the relevance table (pandas).
 
     Parameters
@@ -62,9 +64,15 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
     model : the setting's CNN (:func:`datxai.model.load_model`).
     data : ``(N, ...)`` the setting's test images (crop for ``striatum``), float32.
     subjects, labels : rows of ``data`` (``test.tsv``).
-    predicted : the evaluated class per row; the map explains that class's logit
-        (the most activated output); ``argmax_agrees`` says whether this float32
-        pass agrees (borderline cases may flip between bf16 and float32).
+    predicted : the evaluated class per row; with ``target="predicted"`` the map
+        explains that class's logit (the most activated output, S1/S2);
+        ``argmax_agrees`` says whether this float32 pass's arg-max agrees with
+        it (borderline cases may flip between bf16 and float32).
+    target : ``predicted`` (the papers' text) or ``reduced``: every map explains
+        the logit of the class 'reduced', so positive relevance is evidence for
+        'reduced' and negative for 'normal' in every case. TP and TN maps then
+        share one output, and heat = mean(TP) - mean(TN) compares inputs rather
+        than two outputs' weights. The table's ``explained`` column records it.
     grid, box_mm : the analysis grid and ``settings.striatum_box_mm`` (maps of
         the ``striatum`` setting are placed back into the full grid, zero outside).
     putamen : optional ``(roi bool grid.shape, n_hottest)``; adds the mean
@@ -81,7 +89,12 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
                          f"{len(predicted)} predictions")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    targets = np.array([CLASSES.index(p) for p in predicted])
+    if target not in TARGETS:
+        raise ValueError(f"explain.target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if target == "predicted":
+        targets = np.array([CLASSES.index(p) for p in predicted])
+    else:
+        targets = np.full(len(predicted), CLASSES.index(target))
     rows = []
     for case in explain_array(model, data, cfg, batch_size=batch_size, device=device, targets=targets):
         k = case.index
@@ -97,13 +110,15 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
             "subject": subjects[k], "label": labels[k], "predicted": predicted[k],
             "outcome": outcome_of(labels[k], predicted[k]), "explained": CLASSES[case.target],
             "logit": case.logit, "relevance_sum": case.relevance_sum, "conservation": case.conservation,
-            "putamen_relevance": put, "argmax_agrees": "yes" if int(np.argmax(case.logits)) == case.target else "no",
+            "putamen_relevance": put,
+            "argmax_agrees": "yes" if int(np.argmax(case.logits)) == CLASSES.index(predicted[k]) else "no",
         })
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     flipped = table.loc[table["argmax_agrees"] == "no", "subject"].tolist()
     if flipped:
         logger.warning("%s: float32 arg-max differs from the evaluated prediction for %s (borderline cases); "
-                       "their maps explain the evaluated class", setting, flipped)
+                       "their maps explain %s", setting, flipped,
+                       "the evaluated class" if target == "predicted" else f"the {target!r} logit as all others")
     logger.info("%s: conservation (sum of map / logit) median %.4f, range %.4f .. %.4f", setting,
                 table["conservation"].median(), table["conservation"].min(), table["conservation"].max())
     return table
@@ -142,9 +157,12 @@ def run_compute_relevance(model_path, images_npy, table_tsv, predictions_tsv, ou
         from ..preprocess.sbr import n_hottest
 
         putamen = (putamen_roi(atlas, margin_mm), n_hottest(hottest_ml, grid.voxel_ml))
-    logger.info("%s: LRP of %d test cases (%s), rules %s, zero_params %s", setting, len(ds.subjects),
-                model_path, resolve_layer_rules_summary(model, cfg), cfg.zero_params)
+    target = (explain or {}).get("target", "predicted")
+    logger.info("%s: LRP of %d test cases (%s), rules %s, zero_params %s, explaining the %s logit", setting,
+                len(ds.subjects), model_path, resolve_layer_rules_summary(model, cfg), cfg.zero_params,
+                "predicted class's" if target == "predicted" else f"{target!r}")
     result = explain_setting(model, ds.x, ds.subjects, labels, predicted, setting, grid, box_mm, cfg, out_dir,
+                             target=target,
                              putamen=putamen, batch_size=batch_size, device=device, select_by=select_by)
     write_tsv(result, Path(out_dir) / "relevance.tsv")
     return result
