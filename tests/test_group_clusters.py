@@ -125,6 +125,13 @@ def test_compare_with_truth():
     assert spurious.cluster.tolist() == ["2"]  # the amygdala blob was not planted
     table.loc[table.cluster == 2, "label"] = "Putamen"
     assert compare_with_truth(table, planted).query("cluster == '2'").hit.item() == "striatal"
+    # a blob around the striatum whose most frequent named region is not striatal: its striatal
+    # share (putamen + caudate, both sides) reaches min_share, so it is the disease, not spurious
+    table.loc[table.cluster == 2, "label"] = "Amygdala"
+    table.loc[table.cluster == 2, "labels"] = ("none[I]:0.40; Amygdala[C]:0.26; Thalamus[C]:0.12; Hippocampus[C]:0.10; "
+                                               "Putamen[I]:0.05; Putamen[C]:0.04; Caudate[I]:0.03")
+    assert compare_with_truth(table, planted, 0.10).query("cluster == '2'").hit.item() == "striatal"
+    assert compare_with_truth(table, planted, 0.20).query("cluster == '2'").hit.item() == "spurious"
     with pytest.raises(ValueError, match="ipsi\\|contra"):
         planted_from_truth([{"subject": "x", "planted": [{"region": "A", "relation": "left"}]}])
 
