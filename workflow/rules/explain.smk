@@ -4,7 +4,8 @@
 
 
 rule compute_relevance:
-    """LRP from the logit of the most activated (= evaluated) output: epsilon at Linear layers, alpha2-beta1 at
+    """LRP from the logit of the most activated (= evaluated) output (explain.target: predicted, S1/S2) or of
+    'reduced' in every case (explain.target: reduced): epsilon at Linear layers, alpha2-beta1 at
     conv4/conv3, flat at conv2/conv1, ReLUs passed through, biases out of the rules (explain.zero_params).
     Striatum-setting maps are placed back into the full grid (zero outside the box)."""
     input:
