@@ -24,8 +24,10 @@ class ConfigError(ValueError):
 
 
 def schema() -> dict:
+    """The config's JSON schema (parsed with libyaml's loader when PyYAML has it: ~10x faster, same result)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with resources.files("datxai").joinpath("data/config.schema.yaml").open() as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=loader)
 
 
 def _fill_defaults(validator_cls):

@@ -207,7 +207,7 @@ def template_subjects():
     """
     from datxai.config import derive_seed
     from datxai.participants import load_participants, ParticipantsError
-    from datxai.register.template import select_template_subjects
+    from datxai.register.selection import select_template_subjects
 
     if SYNTHETIC:
         from datxai.simulate.cohort import draw_cohort, participants

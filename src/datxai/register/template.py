@@ -14,8 +14,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..grid import Grid
-from ..io import InputError
 from .affine import FWHM_TO_SIGMA, estimate_affine, resample_affine, reslice_to_grid, smooth_mm
+from .selection import select_template_subjects  # noqa: F401  (re-exported: the template's subjects)
 
 log = logging.getLogger(__name__)
 
@@ -92,41 +92,6 @@ def phantom_image(shape, affine, scale: float = 1.0, fwhm_mm: float = 8.0) -> np
     ell((0, -28, -25), (9, 10, 18), 0.4)
     img = np.clip(img, 0, None).reshape(tuple(shape))
     return smooth_mm(img, affine, fwhm_mm)
-
-
-def select_template_subjects(participants, n: int, seed: int) -> list[str]:
-    """A balanced, reproducible choice of ``n`` subjects by their visual-read ``label``.
-
-    Half ``normal``, half ``reduced`` (the other class fills any shortage),
-    drawn with ``numpy.random.default_rng(seed)`` from the subjects sorted by
-    id. ``participants`` is a DataFrame with ``subject`` and ``label``
-    (normal | reduced). Returns the chosen ids, sorted.
-    """
-    for col in ("subject", "label"):
-        if col not in participants.columns:
-            raise InputError(f"participants: missing column {col!r} needed to choose template subjects")
-    bad = sorted(set(participants["label"]) - {"normal", "reduced"})
-    if bad:
-        raise InputError(f"participants: label must be 'normal' or 'reduced', found {bad}")
-    n = int(n)
-    if n < 2:
-        raise ValueError(f"normalize.template_subjects must be >= 2, got {n}")
-    rng = np.random.default_rng(seed)
-    pools = {lab: sorted(participants.loc[participants["label"] == lab, "subject"].astype(str)) for lab in ("normal", "reduced")}
-    want = {"normal": n - n // 2, "reduced": n // 2}
-    for a, b in (("normal", "reduced"), ("reduced", "normal")):
-        short = want[a] - len(pools[a])
-        if short > 0:
-            want[a] -= short
-            want[b] += short
-    chosen = []
-    for lab in ("normal", "reduced"):
-        k = min(want[lab], len(pools[lab]))
-        if k:
-            chosen += list(rng.choice(pools[lab], size=k, replace=False))
-    if len(chosen) < 2:
-        raise InputError(f"participants: only {len(chosen)} subject(s) available for the template, need >= 2")
-    return sorted(str(c) for c in chosen)
 
 
 def build_template(
