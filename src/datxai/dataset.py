@@ -151,6 +151,21 @@ class ImageStack:
         return subject in self._row
 
 
+def _loader_on_grid(grid: Grid, load=None):
+    """``path -> data`` that checks the image is on ``grid`` (shape and affine; errors name the file)."""
+    from .io import load_nifti
+
+    load = load or (lambda p: load_nifti(p, shape=grid.shape))
+
+    def load_on_grid(path):
+        data, affine = load(path)
+        if not np.allclose(affine, grid.affine, atol=1e-3):
+            raise ValueError(f"{path}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
+        return data
+
+    return load_on_grid
+
+
 def write_image_stack(images, subjects, grid: Grid, out_npy, out_json, load=None) -> None:
     """Read each subject's NIfTI once into ``out_npy`` (see :class:`ImageStack`); both files written atomically.
 
@@ -160,23 +175,18 @@ def write_image_stack(images, subjects, grid: Grid, out_npy, out_json, load=None
     """
     import json
 
-    from .io import load_nifti
-
     images, subjects = list(images), [str(s) for s in subjects]
     if len(images) != len(subjects):
         raise ValueError(f"{len(images)} images for {len(subjects)} subjects")
     if len(set(subjects)) != len(subjects):
         raise ValueError("duplicate subjects in the stack")
-    load = load or (lambda p: load_nifti(p, shape=grid.shape))
+    load_on_grid = _loader_on_grid(grid, load)
     out_npy, out_json = Path(out_npy), Path(out_json)
     step = max(1, len(subjects) // 10)
     with atomic_path(out_npy, suffix=".npy") as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(subjects), *grid.shape))
         for i, path in enumerate(images):
-            data, affine = load(path)
-            if not np.allclose(affine, grid.affine, atol=1e-3):
-                raise ValueError(f"{path}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
-            arr[i] = data
+            arr[i] = load_on_grid(path)
             if (i + 1) % step == 0 or i + 1 == len(subjects):
                 log.info("%s: %d / %d images", out_npy.name, i + 1, len(subjects))
         arr.flush()
@@ -208,8 +218,6 @@ def build_dataset(images, subjects: list[str], labels: dict, setting: str, grid:
     """
     import pandas as pd
 
-    from .io import load_nifti
-
     shape = setting_shape(setting, grid, box_mm)
     missing = [s for s in subjects if s not in images]
     if missing:
@@ -221,13 +229,10 @@ def build_dataset(images, subjects: list[str], labels: dict, setting: str, grid:
         images.check_grid(grid.shape, grid.affine)
         fetch = images.volume
     else:
-        load = load or (lambda p: load_nifti(p, shape=grid.shape))
+        load_on_grid = _loader_on_grid(grid, load)
 
-        def fetch(s):
-            data, affine = load(images[s])
-            if not np.allclose(affine, grid.affine, atol=1e-3):
-                raise ValueError(f"{images[s]}: affine differs from the analysis grid's\n{affine}\nvs\n{grid.affine}")
-            return data
+        def fetch(subject):
+            return load_on_grid(images[subject])
 
     out_npy = Path(out_npy)
     with atomic_path(out_npy, suffix=".npy") as tmp:
