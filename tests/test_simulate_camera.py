@@ -165,3 +165,24 @@ def test_bad_geometry_is_refused():
         project(np.zeros(grid.shape), grid, _ideal())
     with pytest.raises(ValueError, match="shape"):
         project(np.ones((9, 10, 12)), grid, _ideal())
+
+
+def test_cached_view_operators_give_the_same_projection_as_a_cold_cache():
+    """Rotation weights and blur matrices are cached across subjects; the frames must not depend on it."""
+    from datxai.simulate import camera as cam_mod
+
+    grid = Grid((30, 34, 28), 4.0, (0.0, -6.0, 4.0))
+    cam = Camera(n_bins=40, bin_mm=5.0, n_views=16, n_heads=2, mu_per_cm=0.11)
+    head = (_blob(grid, (0, 0, 0), 30.0) > 0.2).astype(np.float32)
+    act = _blob(grid, (12.0, -10.0, 6.0), 8.0) + 0.3 * head
+    pose = np.eye(4)
+    pose[:3, 3] = (6.0, -4.0, 3.0)
+    cam_mod._rotation_weights.cache_clear()
+    cam_mod._blur_operators.cache_clear()
+    cold = project(act, grid, cam, pose=pose, head=head)
+    warm = project(act, grid, cam, pose=pose, head=head)
+    assert cam_mod._rotation_weights.cache_info().hits == cam.n_views
+    assert cam_mod._blur_operators.cache_info().hits == 1
+    np.testing.assert_array_equal(cold, warm)
+    idx, w = cam_mod._rotation_weights(0.0, cam.n_bins, cam.bin_mm, 2, 30)
+    assert not idx.flags.writeable and not w.flags.writeable

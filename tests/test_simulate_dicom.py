@@ -123,3 +123,45 @@ def test_recon_reader_accepts_the_export(subject_files, setup):
 def test_unknown_subject_is_named(setup, tmp_path):
     with pytest.raises(KeyError, match="sub-0999"):
         _run(setup, "sub-0999", tmp_path)
+
+
+def test_a_batch_reads_the_shared_inputs_once_and_sees_them_change(setup, subject_files, tmp_path):
+    """write_subject caches the truth table and anatomy per batch (keyed on path, mtime and size)."""
+    import os
+    import shutil
+
+    cfg, sim, d, truth = setup
+    subject, (dcm, _, _) = subject_files
+    cohort._read_batch_inputs.cache_clear()
+    anatomy = tmp_path / "anatomy.npz"
+    shutil.copy(d / "anatomy.npz", anatomy)
+    truth_tsv = d / "truth" / "cohort_truth.tsv"
+
+    def run(out):
+        out.mkdir()
+        paths = (out / "a.dcm", out / "a.json", out / "a.nii.gz")
+        cohort.write_subject(subject, truth_tsv, anatomy, sim, cfg["grid"], cfg["seed"], *paths)
+        return pydicom.dcmread(paths[0]).pixel_array
+
+    first = run(tmp_path / "1")
+    second = run(tmp_path / "2")
+    info = cohort._read_batch_inputs.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(first, pydicom.dcmread(dcm).pixel_array)  # same as from the original file
+    _, anat = cohort._batch_inputs(truth_tsv, anatomy)
+    assert not anat.intracranial.flags.writeable and not any(p.flags.writeable for p in anat.prob.values())
+
+    # a rewritten anatomy (no extracerebral shell) is read again, not served from the cache
+    loaded = phantom.PhantomAnatomy.load(anatomy)
+    loaded.shell = np.zeros_like(loaded.shell)
+    loaded.save(anatomy)
+    os.utime(anatomy, ns=(os.stat(anatomy).st_atime_ns, os.stat(anatomy).st_mtime_ns + 10**9))
+    third = run(tmp_path / "3")
+    assert cohort._read_batch_inputs.cache_info().misses == 2
+    assert third.tobytes() != first.tobytes()
+
+    (tmp_path / "gone.npz").unlink(missing_ok=True)
+    with pytest.raises(Exception, match="gone.npz: phantom anatomy not found"):
+        cohort.write_subject(subject, truth_tsv, tmp_path / "gone.npz", sim, cfg["grid"], cfg["seed"],
+                             tmp_path / "x.dcm", tmp_path / "x.json", tmp_path / "x.nii.gz")

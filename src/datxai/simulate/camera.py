@@ -25,6 +25,7 @@ which keeps the paper scale (128 bins, 120 views) practical.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -154,12 +155,16 @@ def to_native(volume: np.ndarray, grid: Grid, camera: Camera, pose: np.ndarray, 
                             order=1, mode="constant", cval=0.0, prefilter=False, output=np.float32)
 
 
-def _rotation_weights(theta_deg: float, pos: np.ndarray, h: float):
-    """Bilinear gather of a view grid ``(s, t)`` (both at ``pos``) from a native ``(x, y)`` grid at ``pos``.
+@functools.lru_cache(maxsize=1024)
+def _rotation_weights(theta_deg: float, n_bins: int, h: float, start: int, stop: int):
+    """Bilinear gather of a view grid ``(s, t)`` from a native ``(x, y)`` grid, both at ``pos``.
 
-    Returns flat indices ``(4, n*n)`` into the native grid padded by one zero
-    voxel per side, and weights ``(4, n*n)`` (0 outside the grid).
+    ``pos = geometry.bin_positions(n_bins, h)[start:stop]`` (mm). Returns flat
+    indices ``(4, n*n)`` into the native grid padded by one zero voxel per side,
+    and weights ``(4, n*n)`` (0 outside the grid), both read-only: they are cached,
+    since every subject of a batch shares the views and most share the range.
     """
+    pos = geometry.bin_positions(n_bins, h)[start:stop]
     c, s = np.cos(np.deg2rad(theta_deg)), np.sin(np.deg2rad(theta_deg))
     ss, tt = np.meshgrid(pos, pos, indexing="ij")  # (b, k)
     fx = (c * ss - s * tt - pos[0]) / h + 1.0  # +1: the zero padding
@@ -170,7 +175,30 @@ def _rotation_weights(theta_deg: float, pos: np.ndarray, h: float):
     wx, wy = np.clip(fx - ix, 0, 1), np.clip(fy - iy, 0, 1)
     idx = np.stack([ix * n + iy, (ix + 1) * n + iy, ix * n + iy + 1, (ix + 1) * n + iy + 1]).reshape(4, -1)
     w = np.stack([(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy]) * ok
-    return idx, w.reshape(4, -1).astype(np.float32)
+    return _read_only(idx), _read_only(w.reshape(4, -1).astype(np.float32))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+@functools.lru_cache(maxsize=64)
+def _blur_operators(camera: Camera, bins: tuple, rows: tuple, out_bins: tuple, out_rows: tuple):
+    """The depth-dependent collimator blur of :func:`project` (cached per camera and sampled range).
+
+    ``bins``/``rows`` are the ``(start, stop)`` of the sampled bins and rows,
+    ``out_bins``/``out_rows`` those of the frame they blur into. Returns
+    ``g_bins (k, n_out_bins, n)`` and ``g_rows (n * nr, n_out_rows)``, read-only.
+    """
+    h = camera.bin_mm
+    pos = geometry.bin_positions(camera.n_bins, h)[slice(*bins)]
+    z_in = geometry.row_positions(camera.n_rows, h)[slice(*rows)]
+    sigma = camera.fwhm_mm(camera.radius_mm - pos) / FWHM_PER_SIGMA  # depth t_k = pos[k]
+    g_bins = _blur_matrices(geometry.bin_positions(camera.n_bins, h)[slice(*out_bins)], pos, h, sigma)
+    g_rows = _blur_matrices(geometry.row_positions(camera.n_rows, h)[slice(*out_rows)], z_in, h, sigma)
+    g_rows = np.ascontiguousarray(g_rows.transpose(0, 2, 1).reshape(pos.size * z_in.size, -1))
+    return _read_only(g_bins), _read_only(g_rows)
 
 
 def project(activity: np.ndarray, grid: Grid, camera: Camera, pose: np.ndarray | None = None,
@@ -235,14 +263,15 @@ def project(activity: np.ndarray, grid: Grid, camera: Camera, pose: np.ndarray |
         m = 5.0 * float(sigma.max())
         out_bs = _range(pos_all, -rmax - h - m, rmax + h + m)
         out_rs = _range(zpos_all, zmin - h - m, zmax + h + m)
-        g_bins = _blur_matrices(pos_all[out_bs], pos, h, sigma)  # (k, n_out_bins, n)
-        g_rows = _blur_matrices(zpos_all[out_rs], z_in, h, sigma).transpose(0, 2, 1).reshape(n * nr, -1)
+        g_bins, g_rows = _blur_operators(camera, (bs.start, bs.stop), (rs.start, rs.stop),
+                                         (out_bs.start, out_bs.stop), (out_rs.start, out_rs.stop))
 
     angles = camera.angles_deg()
     frames = np.zeros((angles.size, camera.n_rows, camera.n_bins))
     with _single_thread_blas():  # small GEMMs: threads only add contention (and nondeterminism)
         for i, theta in enumerate(angles):
-            _project_view(i, theta, frames, act, att, pos, h, n, nr, out_bs if blur else bs, out_rs if blur else rs,
+            idx, w = _rotation_weights(float(theta), camera.n_bins, h, bs.start, bs.stop)
+            _project_view(i, idx, w, frames, act, att, h, n, nr, out_bs if blur else bs, out_rs if blur else rs,
                           g_bins if blur else None, g_rows if blur else None)
     return frames
 
@@ -258,9 +287,8 @@ def _single_thread_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _project_view(i, theta, frames, act, att, pos, h, n, nr, bs, rs, g_bins, g_rows):
-    """Fill ``frames[i][rs, bs]`` with the projection at angle ``theta`` (see :func:`project`)."""
-    idx, w = _rotation_weights(theta, pos, h)
+def _project_view(i, idx, w, frames, act, att, h, n, nr, bs, rs, g_bins, g_rows):
+    """Fill ``frames[i][rs, bs]`` with the projection of view ``i`` (rotation gather ``idx, w``; see :func:`project`)."""
     vol = sum(w[j][:, None] * act[idx[j]] for j in range(4)).reshape(n, n, nr)  # (b, k, r)
     if att is not None:
         mu = sum(w[j][:, None] * att[idx[j]] for j in range(4)).reshape(n, n, nr)
