@@ -62,8 +62,9 @@ def build_normalize_workflow(
 
     wf = pe.Workflow(name=name, base_dir=base_dir)
     inputnode = pe.Node(IdentityInterface(fields=["source", "template"]), name="inputnode")
-    smooth_src = pe.Node(Smooth(fwhm_mm=fwhm_mm, out_name="source_smoothed.nii.gz"), name="smooth_source")
-    smooth_tpl = pe.Node(Smooth(fwhm_mm=fwhm_mm, out_name="template_smoothed.nii.gz"), name="smooth_template")
+    # the smoothed images live only in the temporary base_dir: uncompressed, no gzip per subject
+    smooth_src = pe.Node(Smooth(fwhm_mm=fwhm_mm, out_name="source_smoothed.nii"), name="smooth_source")
+    smooth_tpl = pe.Node(Smooth(fwhm_mm=fwhm_mm, out_name="template_smoothed.nii"), name="smooth_template")
     estimate = pe.Node(EstimateAffine(sampling_mm=list(sampling_mm), regularization=regularization,
                                       max_iterations=max_iterations, on_divergence=on_divergence, subject=subject),
                        name="estimate_affine")
@@ -106,8 +107,10 @@ def run_normalize(source, template, out_image, out_json, grid: Grid, work_dir=No
             raise FileNotFoundError(f"{p}: {what} not found")
         load_nifti(p)  # refuse a bad image by name here; inside nipype the reason ends up in a node traceback
     with tempfile.TemporaryDirectory(prefix="datxai-normalize-", dir=work_dir) as tmp:
+        # hash_method timestamp: base_dir is a fresh folder per call, so nipype's cache is never reused and
+        # hashing the inputs' content (md5 of every file, per node) bought nothing.
         nipype_config.update_config({"execution": {"crashdump_dir": tmp, "crashfile_format": "txt",
-                                                   "hash_method": "content", "remove_unnecessary_outputs": False},
+                                                   "hash_method": "timestamp", "remove_unnecessary_outputs": False},
                                      "monitoring": {"enabled": False}})
         wf = build_normalize_workflow(grid, base_dir=tmp, **options)
         wf.inputs.inputnode.source = str(source)
