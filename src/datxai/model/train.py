@@ -207,6 +207,23 @@ class _Batches:
         return xb, self.y.index_select(0, ti.to(self.y.device))
 
 
+def adam(params, learning_rate: float) -> torch.optim.Adam:
+    """Adam (PyTorch defaults: betas 0.9/0.999, eps 1e-8, no weight decay), with the fused kernel where available.
+
+    The fused kernel does the same update in one pass over the weights. On the
+    2-core CPU, for the demo net's 8.9 M parameters, one ``step()`` took 6 ms instead
+    of 83 ms and a training step of 8 images 316 ms instead of 402 ms
+    (bench/bench_train.py). It rounds differently from the per-tensor loop, so a
+    model trained with it differs from one trained without in the last bits.
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError, ValueError) as exc:  # a device or an old torch without the fused kernel
+        log.debug("fused Adam unavailable (%s); using the per-tensor loop", exc)
+        return torch.optim.Adam(params, lr=learning_rate)
+
+
 def _autocast(device: torch.device, amp: bool):
     if device.type == "cuda" and amp:
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -329,7 +346,7 @@ def train_model(train: Dataset, val: Dataset | None, settings: TrainSettings, *,
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    optimizer = adam(model.parameters(), settings.learning_rate)
     shuffle = np.random.default_rng(derive_seed(settings.seed, "shuffle"))
     history: list[dict] = []
     start_epoch = 1
