@@ -254,7 +254,8 @@ def project(activity: np.ndarray, grid: Grid, camera: Camera, pose: np.ndarray |
         return np.pad(nat, ((1, 1), (1, 1), (0, 0))).reshape(-1, nr)
 
     act = native_padded(_antialias(activity, grid.voxel_mm, h) if antialias else activity)
-    att = native_padded(head) * np.float32(mu_mm) if attenuate else None
+    if attenuate:  # activity and mu side by side: each view rotates both with one gather
+        act = np.concatenate([act, native_padded(head) * np.float32(mu_mm)], axis=1)
 
     out_bs, out_rs = bs, rs
     if blur:
@@ -271,7 +272,7 @@ def project(activity: np.ndarray, grid: Grid, camera: Camera, pose: np.ndarray |
     with _single_thread_blas():  # small GEMMs: threads only add contention (and nondeterminism)
         for i, theta in enumerate(angles):
             idx, w = _rotation_weights(float(theta), camera.n_bins, h, bs.start, bs.stop)
-            _project_view(i, idx, w, frames, act, att, h, n, nr, out_bs if blur else bs, out_rs if blur else rs,
+            _project_view(i, idx, w, frames, act, attenuate, h, n, nr, out_bs if blur else bs, out_rs if blur else rs,
                           g_bins if blur else None, g_rows if blur else None)
     return frames
 
@@ -287,11 +288,17 @@ def _single_thread_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _project_view(i, idx, w, frames, act, att, h, n, nr, bs, rs, g_bins, g_rows):
-    """Fill ``frames[i][rs, bs]`` with the projection of view ``i`` (rotation gather ``idx, w``; see :func:`project`)."""
-    vol = sum(w[j][:, None] * act[idx[j]] for j in range(4)).reshape(n, n, nr)  # (b, k, r)
-    if att is not None:
-        mu = sum(w[j][:, None] * att[idx[j]] for j in range(4)).reshape(n, n, nr)
+def _project_view(i, idx, w, frames, act, attenuate, h, n, nr, bs, rs, g_bins, g_rows):
+    """Fill ``frames[i][rs, bs]`` with the projection of view ``i`` (rotation gather ``idx, w``; see :func:`project`).
+
+    ``act`` is the padded native activity ``(points, nr)``, with ``attenuate`` followed by mu ``(points, 2 nr)``.
+    """
+    both = w[0][:, None] * act[idx[0]]
+    for j in range(1, 4):
+        both += w[j][:, None] * act[idx[j]]
+    vol = both[:, :nr].reshape(n, n, nr)  # (b, k, r)
+    if attenuate:
+        mu = both[:, nr:].reshape(n, n, nr)
         # path from each sample to the exit towards +d: the samples beyond it plus half its own
         tau = (np.cumsum(mu[:, ::-1, :], axis=1)[:, ::-1, :] - 0.5 * mu) * h
         vol *= np.exp(-tau)
