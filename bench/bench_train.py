@@ -6,8 +6,10 @@ Usage: python bench/bench_train.py [--threads 2] [--paper-steps 2] [--skip-paper
   memory as in ``train_model``) after one warm-up step, EXTRAPOLATED to the
   110 steps of an 876-image epoch (validation not included).
 * demo grids (config.yaml: 24 x 30 x 24 at 6 mm, the striatum crop 12 x 11 x 10),
-  CPU: ``train_model`` itself on 60 random training and 10 validation images
+  CPU: ``train_model`` itself on 195 random training and 30 validation images
   (the demo's subset sizes), 2 epochs; the median measured epoch (validation included).
+* demo grid, one optimiser step of 8 images with ``train_model``'s Adam (fused kernel)
+  and with PyTorch's per-tensor loop (``foreach=False``): what the fused kernel saves.
 * GPU rows: the same on CUDA (bf16 autocast, data resident on the device) when a
   GPU is present; otherwise printed as "not measured: no GPU".
 Random images: the time of a step does not depend on the values.
@@ -24,20 +26,23 @@ import numpy as np
 import torch
 
 from datxai.model import build_model, count_parameters
-from datxai.model.train import Dataset, TrainSettings, device_name, train_model
+from datxai.model.train import Dataset, TrainSettings, adam, device_name, train_model
 
 PAPER = (71, 90, 72)
 N_PAPER = 876
 DEMO = {"full / nostriatum": (24, 30, 24), "striatum": (12, 11, 10)}
 
 
-def paper_steps(device: str, steps: int, amp: bool) -> float:
-    """Median seconds of one optimiser step at the paper grid (batch 8), after one warm-up step."""
+def paper_steps(device: str, steps: int, amp: bool, shape=PAPER, fused: bool = True) -> float:
+    """Median seconds of one optimiser step (batch 8) at ``shape``, after one warm-up step.
+
+    ``fused``: ``train_model``'s Adam (:func:`datxai.model.train.adam`); else PyTorch's per-tensor loop.
+    """
     dev = torch.device(device)
-    model = build_model(PAPER, seed=0).to(dev).to(memory_format=torch.channels_last_3d).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model = build_model(shape, seed=0).to(dev).to(memory_format=torch.channels_last_3d).train()
+    opt = adam(model.parameters(), 1e-4) if fused else torch.optim.Adam(model.parameters(), lr=1e-4, foreach=False)
     rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.normal(size=(8, 1, *PAPER)).astype(np.float32)).to(dev)
+    x = torch.from_numpy(rng.normal(size=(8, 1, *shape)).astype(np.float32)).to(dev)
     x = x.contiguous(memory_format=torch.channels_last_3d)
     y = torch.from_numpy(rng.integers(0, 2, 8)).to(dev)
     times = []
@@ -60,8 +65,8 @@ def paper_steps(device: str, steps: int, amp: bool) -> float:
 
 def demo_epoch(shape, device: str, epochs: int = 2) -> float:
     rng = np.random.default_rng(1)
-    train = Dataset(rng.normal(size=(60, *shape)).astype(np.float32), np.arange(60) % 2, name="bench-train")
-    val = Dataset(rng.normal(size=(10, *shape)).astype(np.float32), np.arange(10) % 2, name="bench-val")
+    train = Dataset(rng.normal(size=(195, *shape)).astype(np.float32), np.arange(195) % 2, name="bench-train")
+    val = Dataset(rng.normal(size=(30, *shape)).astype(np.float32), np.arange(30) % 2, name="bench-val")
     res = train_model(train, val, TrainSettings(epochs=epochs, seed=0, device=device))
     return statistics.median(r["seconds"] for r in res.history)
 
@@ -82,9 +87,14 @@ def main() -> None:
         s = paper_steps("cpu", args.paper_steps, amp=False)
         rows.append(("cpu", f"paper {'x'.join(map(str, PAPER))}, 876 img",
                      f"{s * n_steps:9.0f}", f"extrapolated: {s:.1f} s/step x {n_steps} (median of {args.paper_steps})"))
+    full = DEMO["full / nostriatum"]
+    for fused in (False, True):
+        s = paper_steps("cpu", 10, amp=False, shape=full, fused=fused)
+        rows.append(("cpu", f"demo step {'x'.join(map(str, full))}, 8 img", f"{s * 25:9.2f}",
+                     f"{s * 1e3:.0f} ms/step x 25, Adam {'fused (train_model)' if fused else 'per-tensor loop'}"))
     for name, shape in DEMO.items():
-        rows.append(("cpu", f"demo {name} {'x'.join(map(str, shape))}, 60 img", f"{demo_epoch(shape, 'cpu'):9.2f}",
-                     "measured: train_model, median of 2 epochs (incl. 10 val img)"))
+        rows.append(("cpu", f"demo {name} {'x'.join(map(str, shape))}, 195 img", f"{demo_epoch(shape, 'cpu'):9.2f}",
+                     "measured: train_model, median of 2 epochs (incl. 30 val img)"))
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
         for amp in (True, False):
@@ -92,7 +102,7 @@ def main() -> None:
             rows.append((f"cuda{' bf16' if amp else ' fp32'}", f"paper {'x'.join(map(str, PAPER))}, 876 img",
                          f"{s * n_steps:9.1f}", f"extrapolated: {s * 1e3:.0f} ms/step x {n_steps} on {gpu}"))
         for name, shape in DEMO.items():
-            rows.append(("cuda bf16", f"demo {name} {'x'.join(map(str, shape))}, 60 img",
+            rows.append(("cuda bf16", f"demo {name} {'x'.join(map(str, shape))}, 195 img",
                          f"{demo_epoch(shape, 'cuda', 3):9.3f}", "measured: train_model, median of 3 epochs"))
     else:
         rows.append(("cuda", "paper and demo grids", "        -", "not measured: no GPU"))
