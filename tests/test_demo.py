@@ -1,6 +1,6 @@
 """The whole study on the embedded default (config/config.yaml: 300 synthetic subjects), as `make demo` runs it.
 
-6-11 minutes on 2 cores (BENCHMARKS.md). Checks the study's acceptance points on a cohort
+6-14 minutes on 2 cores, with the machine's speed (BENCHMARKS.md). Checks the study's acceptance points on a cohort
 whose truth is known (fixed seed, so the figures are reproducible):
 Table 1 keeps S1's ordering with the no-striatum net above chance, the
 no-striatum clusters hit planted extrastriatal regions, and a second run does
