@@ -192,11 +192,11 @@ def _blur_operators(camera: Camera, bins: tuple, rows: tuple, out_bins: tuple, o
     ``g_bins (k, n_out_bins, n)`` and ``g_rows (n * nr, n_out_rows)``, read-only.
     """
     h = camera.bin_mm
-    pos = geometry.bin_positions(camera.n_bins, h)[slice(*bins)]
-    z_in = geometry.row_positions(camera.n_rows, h)[slice(*rows)]
+    pos_all, zpos_all = geometry.bin_positions(camera.n_bins, h), geometry.row_positions(camera.n_rows, h)
+    pos, z_in = pos_all[slice(*bins)], zpos_all[slice(*rows)]
     sigma = camera.fwhm_mm(camera.radius_mm - pos) / FWHM_PER_SIGMA  # depth t_k = pos[k]
-    g_bins = _blur_matrices(geometry.bin_positions(camera.n_bins, h)[slice(*out_bins)], pos, h, sigma)
-    g_rows = _blur_matrices(geometry.row_positions(camera.n_rows, h)[slice(*out_rows)], z_in, h, sigma)
+    g_bins = _blur_matrices(pos_all[slice(*out_bins)], pos, h, sigma)
+    g_rows = _blur_matrices(zpos_all[slice(*out_rows)], z_in, h, sigma)
     g_rows = np.ascontiguousarray(g_rows.transpose(0, 2, 1).reshape(pos.size * z_in.size, -1))
     return _read_only(g_bins), _read_only(g_rows)
 
