@@ -316,6 +316,13 @@ class _Trilinear:
         return out
 
 
+def _cost_from_samples(p, s, fv, gi, weight) -> float:
+    """Cost ``mean (f - s g)^2 + |q(p)|^2`` from the samples inside the source."""
+    r = fv - s * gi
+    q = _penalty(p, weight)[0]
+    return float(r @ r / len(r) + q @ q)
+
+
 class _Problem:
     """Residuals and Jacobian at one sampling level (vectorised over the sample points).
 
@@ -349,25 +356,19 @@ class _Problem:
         fv = self.sampler(vox, (0,))[0]
         return fv - s * self.g[inside], vox, fv, inside
 
-    def cost(self, p, s):
-        return self.cost_and_samples(p, s)[0]
-
-    def cost_and_samples(self, p, s):
-        """``(cost, f(Mx), g(x))`` over the points inside the source (``s=None``: only the samples, cost inf).
-
-        One interpolation serves the cost, the scale fit and the correlation."""
-        if not np.all(np.isfinite(p)) or (s is not None and not np.isfinite(s)) or np.any(p[6:9] <= 0):
-            return np.inf, np.zeros(0), np.zeros(0)
+    def samples(self, p):
+        """``(f(Mx) float32, g(x))`` over the points inside the source; empty arrays for invalid parameters."""
+        if not np.all(np.isfinite(p)) or np.any(p[6:9] <= 0):
+            return np.zeros(0, dtype=np.float32), np.zeros(0)
         _, _, fv, inside = self.residual(p, 0.0)
-        gi = self.g[inside]
-        if s is None or not inside.any():
-            return np.inf, fv, gi
-        return self.cost_from_samples(p, s, fv, gi), fv, gi
+        return fv, self.g[inside]
 
-    def cost_from_samples(self, p, s, fv, gi):
-        r = fv - s * gi
-        q = _penalty(p, self.weight)[0]
-        return float(r @ r / len(r) + q @ q)
+    def cost(self, p, s):
+        """Mean squared residual plus penalty; inf for invalid parameters or no point inside."""
+        if not np.isfinite(s):
+            return np.inf
+        fv, gi = self.samples(p)
+        return _cost_from_samples(p, s, fv, gi, self.weight) if fv.size else np.inf
 
     def linearise(self, p, s):
         """Cost, half-gradient ``J^T r / n`` (13,) and Gauss-Newton Hessian ``J^T J / n`` (13, 13) in (p, s).
@@ -403,6 +404,28 @@ class _Problem:
         return float(r @ r / n + q @ q), grad, h
 
 
+def damped_step(h, grad, cost, lam, tolerance):
+    """Levenberg-Marquardt step ``(step (13,), lam)``, or ``(None, lam)`` when no step can count as progress.
+
+    Solves ``(H + lam diag(H)) d = -grad``, raising ``lam`` tenfold while the system is
+    singular. The decrease the Gauss-Newton model predicts (``-(2 grad.d + d'Hd)``)
+    shrinks as ``lam`` grows: once it is below ``tolerance * cost`` (or ``lam`` reaches
+    1e10) no step can count as progress, so the search stops instead of trying every
+    ``lam`` (each try costs an interpolation of all sample points). The caller raises
+    ``lam`` tenfold after a step that does not lower the cost.
+    """
+    while lam < 1e10:
+        a = h + lam * np.diag(np.diag(h)) + 1e-12 * np.eye(len(grad))
+        try:
+            step = -np.linalg.solve(a, grad)
+        except np.linalg.LinAlgError:
+            lam *= 10
+            continue
+        predicted = -(2.0 * grad @ step + step @ h @ step)
+        return (step, lam) if predicted > tolerance * cost else (None, lam)
+    return None, lam
+
+
 def _plausibility_flags(matrix, params, scale) -> list[str]:
     flags = []
     z = np.sqrt((matrix[:3, :3] ** 2).sum(axis=0))
@@ -416,6 +439,39 @@ def _plausibility_flags(matrix, params, scale) -> list[str]:
     if not scale > 0:
         flags.append("nonpositive_scale")
     return flags
+
+
+def check_inputs(source, template, sampling_mm):
+    """``(source float32, template float32, sampling_mm list)`` after the checks of :func:`estimate_affine`."""
+    source = np.asarray(source, dtype=np.float32)
+    template = np.asarray(template, dtype=np.float32)
+    if source.ndim != 3 or template.ndim != 3:
+        raise ValueError(f"source and template must be 3-D, got {source.shape} and {template.shape}")
+    if not (np.all(np.isfinite(source)) and np.all(np.isfinite(template))):
+        raise ValueError("source and template must be finite (NaN/Inf found)")
+    sampling_mm = [float(d) for d in np.atleast_1d(sampling_mm)]
+    if not sampling_mm or min(sampling_mm) <= 0:
+        raise ValueError(f"sampling_mm must be positive distances, got {sampling_mm}")
+    return source, template, sampling_mm
+
+
+def centre_of_mass_start(source, source_affine, template, template_affine) -> np.ndarray:
+    """The start of the fit: a translation (4x4) that matches the images' centres of mass."""
+    m = np.eye(4)
+    m[:3, 3] = centre_of_mass_mm(source, source_affine) - centre_of_mass_mm(template, template_affine)
+    return m
+
+
+def level_points(g_img, template_affine, spacing_mm: float):
+    """One sampling level: template values ``g`` (n,) float64 and homogeneous points ``x`` (n, 4), mm."""
+    vox = _sample_points(g_img.shape, template_affine, spacing_mm)
+    ivox = np.rint(vox)
+    if np.array_equal(ivox, vox):  # lattice on the template's voxels (spacing = voxel size): no interpolation
+        g = g_img[tuple(ivox.astype(np.intp))].astype(float)
+    else:
+        g = map_coordinates(g_img, vox, order=1, mode="nearest", prefilter=False).astype(float)
+    x = np.c_[(template_affine[:3, :3] @ vox + template_affine[:3, 3:4]).T, np.ones(vox.shape[1])]
+    return g, x
 
 
 def estimate_affine(
@@ -450,15 +506,7 @@ def estimate_affine(
     -------
     AffineResult ; never raises for a bad fit: it flags it (see :class:`AffineResult`).
     """
-    source = np.asarray(source, dtype=np.float32)
-    template = np.asarray(template, dtype=np.float32)
-    if source.ndim != 3 or template.ndim != 3:
-        raise ValueError(f"source and template must be 3-D, got {source.shape} and {template.shape}")
-    if not (np.all(np.isfinite(source)) and np.all(np.isfinite(template))):
-        raise ValueError("source and template must be finite (NaN/Inf found)")
-    sampling_mm = [float(d) for d in np.atleast_1d(sampling_mm)]
-    if not sampling_mm or min(sampling_mm) <= 0:
-        raise ValueError(f"sampling_mm must be positive distances, got {sampling_mm}")
+    source, template, sampling_mm = check_inputs(source, template, sampling_mm)
     if fwhm_mm > 0:
         source = smooth_mm(source, source_affine, fwhm_mm)
         template = smooth_mm(template, template_affine, fwhm_mm)
@@ -474,21 +522,14 @@ def estimate_affine(
     sampler = _Trilinear([f, *grads])
 
     if init_matrix is None:
-        init_matrix = np.eye(4)
-        init_matrix[:3, 3] = centre_of_mass_mm(source, source_affine) - centre_of_mass_mm(template, template_affine)
+        init_matrix = centre_of_mass_start(source, source_affine, template, template_affine)
     init_matrix = np.asarray(init_matrix, dtype=float)
     p = spm_imatrix(init_matrix)
     s = None
-    iters, converged_levels, flags = [], [], []
+    iters, converged_levels = [], []
     problem = None
     for level, spacing in enumerate(sampling_mm):
-        vox = _sample_points(template.shape, template_affine, spacing)
-        ivox = np.rint(vox)
-        if np.array_equal(ivox, vox):  # lattice on the template's voxels (spacing = voxel size): no interpolation
-            g = g_img[tuple(ivox.astype(np.intp))].astype(float)
-        else:
-            g = map_coordinates(g_img, vox, order=1, mode="nearest", prefilter=False).astype(float)
-        x = np.c_[(template_affine[:3, :3] @ vox + template_affine[:3, 3:4]).T, np.ones(vox.shape[1])]
+        g, x = level_points(g_img, template_affine, spacing)
         problem = _Problem(f, grads, src_inv, g, x, regularization, sampler)
         if s is None:  # least-squares scale at the start
             fv, inside = problem.residual(p, 0.0)[2:]
@@ -499,18 +540,9 @@ def estimate_affine(
         n_it, converged = 0, False
         for n_it in range(1, max_iterations + 1):
             improved = False
-            while lam < 1e10:
-                a = h + lam * np.diag(np.diag(h)) + 1e-12 * np.eye(13)
-                try:
-                    step = -np.linalg.solve(a, grad)
-                except np.linalg.LinAlgError:
-                    lam *= 10
-                    continue
-                # Decrease the Gauss-Newton model predicts (cost ~ c + 2 grad.d + d'Hd). It shrinks as lam grows:
-                # once it is below the tolerance no step can count as progress, so stop here instead of trying
-                # every lam up to 1e10 (each try is a full interpolation of the sample points).
-                predicted = -(2.0 * grad @ step + step @ h @ step)
-                if not predicted > tolerance * cost:
+            while True:
+                step, lam = damped_step(h, grad, cost, lam, tolerance)
+                if step is None:
                     break
                 p_new, s_new = p + step[:12], s + step[12]
                 c_new = problem.cost(p_new, s_new)
@@ -533,15 +565,33 @@ def estimate_affine(
         converged_levels.append(converged)
         log.debug("level %d (%.1f mm, %d points): %d iterations, cost %.5g", level, spacing, problem.n, n_it, cost)
 
+    return summarise_fit(p, s, init_matrix, problem.samples(spm_imatrix(init_matrix)), problem.samples(p),
+                         regularization, problem.n, iters, converged_levels, gs, gt, min_correlation)
+
+
+def summarise_fit(p, s, init_matrix, init_samples, final_samples, regularization, n_points, iters,
+                  converged_levels, gs, gt, min_correlation=MIN_CORRELATION) -> AffineResult:
+    """The closing statistics and checks of a fit, as an :class:`AffineResult`.
+
+    ``init_samples`` / ``final_samples``: ``(f(Mx), g(x))`` over the finest level's points
+    inside the source at the centre-of-mass start / at the estimate (empty arrays where
+    the parameters are invalid or no point lands inside). ``n_points``: that level's
+    number of sample points. ``gs`` / ``gt``: the global means the images were divided by.
+    Shared by :func:`estimate_affine` and :mod:`datxai.register.batched`.
+    """
     matrix = spm_matrix(p)
     init_params = spm_imatrix(init_matrix)
-    s0 = s  # re-fit the scale at the start for a fair comparison
-    initial_cost, fv0, g0 = problem.cost_and_samples(init_params, None)
+    fv0, g0 = init_samples
+    initial_cost = np.inf  # re-fit the scale at the start for a fair comparison
     if g0.size and g0 @ g0 > 0:
         s0 = float(fv0 @ g0 / (g0 @ g0))
-        initial_cost = problem.cost_from_samples(init_params, s0, fv0, g0)
-    final_cost, fv, gi = (problem.cost_and_samples(p, s) if np.all(np.isfinite(p)) and np.isfinite(s)
-                          else (np.nan, None, None))
+        initial_cost = _cost_from_samples(init_params, s0, fv0, g0, regularization)
+    if np.all(np.isfinite(p)) and np.isfinite(s):
+        fv, gi = final_samples
+        final_cost = _cost_from_samples(p, s, fv, gi, regularization) if fv.size else np.inf
+    else:
+        final_cost, fv, gi = np.nan, None, None
+    flags = []
     corr = np.nan
     if not (np.all(np.isfinite(matrix)) and np.isfinite(final_cost) and np.isfinite(s)):
         flags.append("nonfinite")
@@ -553,7 +603,7 @@ def estimate_affine(
             corr = float(np.corrcoef(fv, gi)[0, 1])
         if not corr >= min_correlation:
             flags.append("poor_fit")
-        if fv.size < MIN_INSIDE * problem.n:
+        if fv.size < MIN_INSIDE * n_points:
             flags.append("outside_fov")
     converged = bool(converged_levels[-1]) if converged_levels else False
     if not converged:
@@ -561,17 +611,17 @@ def estimate_affine(
     diverged = any(fl != "not_converged" for fl in flags)
     return AffineResult(
         matrix=matrix,
-        params=p,
+        params=np.asarray(p, dtype=float),
         scale=float(s * gs / gt) if gt > 0 and gs > 0 else float(s),
         cost=float(final_cost),
         initial_cost=float(initial_cost),
         correlation=float(corr),
         iterations=int(sum(iters)),
-        iterations_per_level=iters,
+        iterations_per_level=list(iters),
         converged=converged,
         diverged=diverged,
         flags=flags,
-        initial_matrix=init_matrix,
+        initial_matrix=np.asarray(init_matrix, dtype=float),
     )
 
 
