@@ -35,7 +35,7 @@ images = [load_nifti(path_of[s]) for s in chosen]
 template, records = build_template(
     images, seed, grid, atlas.reference_mask, iterations=cfg["template_iterations"], fwhm_mm=cfg["smooth_fwhm_mm"],
     subjects=chosen, mean_size=cfg.get("template_mean_size", True), sampling_mm=cfg["sampling_mm"], regularization=cfg["regularization"],
-    max_iterations=cfg["max_iterations"],
+    max_iterations=cfg["max_iterations"], device=cfg["device"] if cfg.get("engine", "nipype") == "torch" else None,
 )
 table = pd.DataFrame(records, columns=["subject", "iteration", "cost", "correlation", "diverged", "flags"])
 if table.empty:

@@ -73,6 +73,11 @@ def test_build_template_is_symmetric_and_close_to_the_truth():
     tpl0, rec0 = build_template(images, seed, GRID, ref, iterations=0)
     np.testing.assert_allclose(tpl0, symmetrise(seed))
     assert rec0 == []
+    # the same template when the registrations run as one torch batch (normalize.engine torch)
+    tpl_b, rec_b = build_template(images, seed, GRID, ref, iterations=1, fwhm_mm=6.0, device="cpu")
+    assert np.abs(tpl_b - tpl).max() < 1e-3 * tpl.max()
+    assert [r["diverged"] for r in rec_b] == [r["diverged"] for r in records]
+    np.testing.assert_allclose([r["cost"] for r in rec_b], [r["cost"] for r in records], rtol=1e-4)
 
 
 def test_seed_template_from_atlas():

@@ -13,7 +13,7 @@ from datxai.io import InputError, save_nifti
 from datxai.register.affine import smooth_mm
 from datxai.register.qc import montage_subjects, normalize_montage, pose_from_truth, registration_errors, registration_table
 from datxai.register.template import phantom_image
-from datxai.register.workflow import run_normalize
+from datxai.register.workflow import normalize_engine, run_normalize, run_normalize_batch
 
 GRID = Grid((26, 32, 24), 5.0, (0.0, -13.0, 9.0))
 NATIVE_SHAPE = (36, 36, 34)
@@ -70,6 +70,50 @@ def test_divergence_fallback_and_error(files, tmp_path):
         run_normalize(files["noise"], files["template"], b_img, b_json, GRID, work_dir=tmp_path,
                       on_divergence="error", **OPTIONS)
     assert not b_img.exists() and not b_json.exists()  # nothing half-written
+
+
+def test_torch_batch_matches_the_nipype_workflow(files, tmp_path):
+    """engine torch: the same JSON (keys, flags, fallback) and image as the nipype workflow, up to float32 rounding."""
+    src_bytes = files["source"].read_bytes()
+    subjects = ["sub-01", "sub-02"]
+    sources = [files["source"], files["noise"]]
+    ref = [run_normalize(src, files["template"], tmp_path / "ref" / f"{s}.nii.gz", tmp_path / "ref" / f"{s}.json",
+                         GRID, work_dir=tmp_path, subject=s, **OPTIONS) for s, src in zip(subjects, sources)]
+    out_imgs = [tmp_path / "bat" / f"{s}.nii.gz" for s in subjects]
+    out_jsons = [tmp_path / "bat" / f"{s}.json" for s in subjects]
+    infos = run_normalize_batch(sources, files["template"], out_imgs, out_jsons, GRID, subjects, device="cpu", **OPTIONS)
+    points = GRID.coords_mm()[:, files["tpl_data"] > 0.5].T
+    for a, b, img, js, subject in zip(infos, ref, out_imgs, out_jsons, subjects):
+        assert json.loads(js.read_text()) == a and set(a) == set(b) and a["subject"] == subject
+        assert a["flags"] == b["flags"] and a["fallback"] == b["fallback"] and a["diverged"] == b["diverged"]
+        assert mean_displacement_mm(np.asarray(a["matrix"]), np.asarray(b["matrix"]), points) < 1e-3
+        assert a["cost"] == pytest.approx(b["cost"], rel=1e-4)
+        ours = np.asarray(nib.load(img).dataobj)
+        theirs = np.asarray(nib.load(tmp_path / "ref" / f"{subject}.nii.gz").dataobj)
+        assert np.abs(ours - theirs).max() < 1e-3 * np.abs(theirs).max()
+    assert infos[1]["fallback"] and not infos[0]["diverged"]  # the noise image falls back, as in nipype
+    assert files["source"].read_bytes() == src_bytes  # input untouched
+
+
+def test_torch_batch_errors_name_the_subjects(files, tmp_path):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a nifti")
+    outs = [tmp_path / "o" / f"{i}.nii.gz" for i in range(3)]
+    jsons = [tmp_path / "o" / f"{i}.json" for i in range(3)]
+    with pytest.raises(InputError, match=r"(?s)2 of 3 source images.*sub-02: .*broken.nii.gz.*sub-03: .*missing"):
+        run_normalize_batch([files["source"], broken, tmp_path / "missing.nii.gz"], files["template"], outs, jsons,
+                            GRID, ["sub-01", "sub-02", "sub-03"], device="cpu", **OPTIONS)
+    assert not (tmp_path / "o").exists()  # nothing written before every input was checked
+    with pytest.raises(RuntimeError, match=r"(?s)1 of 2 registrations diverged.*sub-02"):
+        run_normalize_batch([files["source"], files["noise"]], files["template"], outs[:2], jsons[:2], GRID,
+                            ["sub-01", "sub-02"], device="cpu", on_divergence="error", **OPTIONS)
+    assert not outs[1].exists() and not jsons[1].exists()
+    with pytest.raises(ValueError, match="one of each per subject"):
+        run_normalize_batch([files["source"]], files["template"], outs, jsons, GRID, ["sub-01"], device="cpu")
+    assert normalize_engine({}) == ("nipype", "auto")
+    assert normalize_engine({"engine": "torch", "device": "cpu"}) == ("torch", "cpu")
+    with pytest.raises(ValueError, match="normalize.engine"):
+        normalize_engine({"engine": "ants"})
 
 
 def test_registration_table_and_errors():

@@ -25,6 +25,12 @@ BENCH = os.path.join(RESULTS, "benchmarks")
 SETTINGS = list(config["settings"]["names"])
 CLUSTER_SETTINGS = [s for s in config["group"]["settings"] if s in SETTINGS]
 SYNTHETIC = config["cohort"]["source"] == "synthetic"
+# normalize.engine torch runs the registrations in torch (envs/torch.yaml); nipype in envs/recon.yaml
+NORMALIZE_ENV = (
+    "../../envs/torch.yaml"
+    if config["normalize"]["engine"] == "torch"
+    else "../../envs/recon.yaml"
+)
 
 
 wildcard_constraints:

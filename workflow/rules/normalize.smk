@@ -22,7 +22,7 @@ rule build_template:
     benchmark:
         bench("build_template.tsv")
     conda:
-        "../../envs/recon.yaml"
+        NORMALIZE_ENV
     params:
         normalize=config["normalize"],
         grid=config["grid"],
@@ -35,7 +35,10 @@ rule build_template:
 for k, members in enumerate(SUBJECT_BATCHES):
 
     rule:
-        """Smooth -> 12-parameter affine -> reslice to the MNI grid (a nipype workflow in a temporary folder), per subject of a batch.
+        """Smooth -> 12-parameter affine -> reslice to the MNI grid, for the subjects of a batch.
+
+        normalize.engine nipype: a nipype workflow in a temporary folder per subject;
+        torch: the batch's affines estimated at once on normalize.device (a GPU when present).
 
         Grouped as "preproc", not with the reconstruction: the cohort template
         depends on some subjects' native images, so a group holding both reconstruction
@@ -58,7 +61,7 @@ for k, members in enumerate(SUBJECT_BATCHES):
         group:
             "preproc"
         conda:
-            "../../envs/recon.yaml"
+            NORMALIZE_ENV
         resources:
             runtime=2 + len(members) // 5,
             mem_mb=2000,

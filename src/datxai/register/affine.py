@@ -250,6 +250,35 @@ class AffineResult:
         }
 
 
+def affine_record(res: AffineResult, subject: str = "", on_divergence: str = "fallback", who: str = "") -> dict:
+    """The affine JSON of one registration: :meth:`AffineResult.to_dict` plus the matrix used for reslicing.
+
+    ``estimated_matrix`` is the fit; ``matrix`` is what the image is resliced with: the fit,
+    or the centre-of-mass start when the fit diverged and ``on_divergence`` is ``fallback``
+    (``fallback`` true). ``on_divergence="error"`` raises ``RuntimeError`` naming ``who``
+    (default: the subject) instead.
+    """
+    if on_divergence not in ("fallback", "error"):
+        raise ValueError(f"on_divergence must be fallback or error, got {on_divergence!r}")
+    who = who or subject or "image"
+    out = res.to_dict()
+    out["subject"] = subject or None
+    out["estimated_matrix"] = out["matrix"]
+    out["fallback"] = False
+    if res.diverged:
+        if on_divergence == "error":
+            raise RuntimeError(f"{who}: affine registration diverged ({', '.join(res.flags)})")
+        log.warning("%s: affine registration diverged (%s); reslicing with the centre-of-mass start instead",
+                    who, ", ".join(res.flags))
+        out["matrix"] = np.asarray(res.initial_matrix).tolist()
+        out["fallback"] = True
+    elif res.flags:
+        log.warning("%s: affine registration flags: %s", who, ", ".join(res.flags))
+    log.info("%s: cost %.4g -> %.4g in %d iterations, correlation %.3f, zooms %s", who, res.initial_cost, res.cost,
+             res.iterations, res.correlation, np.round(res.params[6:9], 3))
+    return out
+
+
 def _sample_points(shape, affine, spacing_mm: float) -> np.ndarray:
     """Voxel coordinates ``(3, n)`` of a regular lattice of ``spacing_mm`` over an image."""
     step = spacing_mm / voxel_sizes(affine)

@@ -80,25 +80,11 @@ class EstimateAffine(BaseInterface):
         tpl, tpl_aff = load_nifti(self.inputs.template_file)
         res = _affine.estimate_affine(src, src_aff, tpl, tpl_aff, sampling_mm=list(self.inputs.sampling_mm),
                                       regularization=self.inputs.regularization, max_iterations=self.inputs.max_iterations)
-        out = res.to_dict()
         who = self.inputs.subject or os.path.basename(self.inputs.source_file)
-        out["subject"] = self.inputs.subject or None
-        out["estimated_matrix"] = out["matrix"]
-        out["fallback"] = False
-        if res.diverged:
-            if self.inputs.on_divergence == "error":
-                raise RuntimeError(f"{who}: affine registration diverged ({', '.join(res.flags)})")
-            log.warning("%s: affine registration diverged (%s); reslicing with the centre-of-mass start instead",
-                        who, ", ".join(res.flags))
-            out["matrix"] = np.asarray(res.initial_matrix).tolist()
-            out["fallback"] = True
-        elif res.flags:
-            log.warning("%s: affine registration flags: %s", who, ", ".join(res.flags))
+        out = _affine.affine_record(res, self.inputs.subject, self.inputs.on_divergence, who=who)
         write_json(out, _out("affine.json"))
         self._matrix = out["matrix"]
         self._diverged = bool(res.diverged)
-        log.info("%s: cost %.4g -> %.4g in %d iterations, correlation %.3f, zooms %s", who, res.initial_cost, res.cost,
-                 res.iterations, res.correlation, np.round(res.params[6:9], 3))
         return runtime
 
     def _list_outputs(self):

@@ -104,6 +104,7 @@ def build_template(
     subjects: Sequence[str] | None = None,
     average_fwhm_mm: float = 0.0,
     mean_size: bool = True,
+    device: str | None = None,
     **estimate_kwargs,
 ) -> tuple[np.ndarray, list[dict]]:
     """Iteratively register ``images`` to the current template, average, symmetrise.
@@ -124,6 +125,8 @@ def build_template(
         mean head size, as MNI is an average head. Without it, whatever makes every scan look
         larger or smaller than the seed (attenuation without correction enlarges FP-CIT heads by
         ~5 %) is built into the template's frame.
+    device : None registers the images one by one (numpy); ``auto``, ``cpu`` or ``cuda`` registers
+        them as one batch in torch (:func:`~datxai.register.batched.estimate_affine_batch`).
     estimate_kwargs : passed to :func:`~datxai.register.affine.estimate_affine`.
 
     Returns
@@ -144,8 +147,15 @@ def build_template(
     for it in range(int(iterations)):
         tpl_s = smooth_mm(template, grid.affine, fwhm_mm)
         acc, n_used, log_sizes = np.zeros(grid.shape, dtype=np.float64), 0, []
-        for subj, (data, aff), src_s in zip(subjects, images, smoothed):
-            res = estimate_affine(src_s, aff, tpl_s, grid.affine, **estimate_kwargs)
+        if device is None:
+            fits = [estimate_affine(src_s, aff, tpl_s, grid.affine, **estimate_kwargs)
+                    for (_, aff), src_s in zip(images, smoothed)]
+        else:
+            from .batched import estimate_affine_batch
+
+            fits = estimate_affine_batch(smoothed, [aff for _, aff in images], tpl_s, grid.affine, device=device,
+                                         **estimate_kwargs)
+        for subj, (data, aff), res in zip(subjects, images, fits):
             records.append({"subject": subj, "iteration": it + 1, "cost": res.cost, "correlation": res.correlation,
                             "diverged": res.diverged, "flags": ",".join(res.flags)})
             if res.diverged:
