@@ -1,6 +1,6 @@
 """Seconds per training epoch of the CNN: the paper's grid (876 images of 71 x 90 x 72) and the demo grids.
 
-Usage: python bench/bench_train.py [--threads 2] [--paper-steps 2] [--skip-paper]
+Usage: python bench/bench_train.py [--threads 2] [--paper-steps 2] [--skip-paper] [--paper-settings [--measure-epochs 3]]
 
 * paper grid, CPU: a few optimiser steps (batch 8, Adam, cross-entropy, NDHWC
   memory as in ``train_model``) after one warm-up step, EXTRAPOLATED to the
@@ -12,6 +12,11 @@ Usage: python bench/bench_train.py [--threads 2] [--paper-steps 2] [--skip-paper
   and with PyTorch's per-tensor loop (``foreach=False``): what the fused kernel saves.
 * GPU rows: the same on CUDA (bf16 autocast, data resident on the device) when a
   GPU is present; otherwise printed as "not measured: no GPU".
+* ``--paper-settings`` (GPU only): ``train_model`` itself at the paper's scale for
+  each setting of config/paper.yaml (its grid, striatum box, FC widths, batch size,
+  876 training and 130 validation images), ``--measure-epochs`` epochs each, the
+  median epoch extrapolated to the setting's epoch count (full 50, striatum 50,
+  nostriatum 200): the "all three settings on one GPU" row.
 Random images: the time of a step does not depend on the values.
 """
 
@@ -71,11 +76,50 @@ def demo_epoch(shape, device: str, epochs: int = 2) -> float:
     return statistics.median(r["seconds"] for r in res.history)
 
 
+def paper_settings(measure_epochs: int) -> list[tuple]:
+    """Rows of ``--paper-settings``: per setting, measured s/epoch and the extrapolated minutes."""
+    from pathlib import Path
+
+    from datxai.config import load_config
+    from datxai.dataset import setting_shape
+    from datxai.grid import Grid
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "config" / "paper.yaml")
+    grid = Grid.from_config(cfg["grid"])
+    shapes = {name: setting_shape(name, grid, cfg["settings"]["striatum_box_mm"]) for name in cfg["settings"]["names"]}
+    rng = np.random.default_rng(2)
+    n_train, n_val = cfg["split"]["sizes"]["train"], cfg["split"]["sizes"]["val"]
+    rows, total = [], 0.0
+    for setting in cfg["settings"]["names"]:
+        shape = shapes[setting]
+        train = Dataset(rng.normal(size=(n_train, *shape)).astype(np.float32), np.arange(n_train) % 2, name="train")
+        val = Dataset(rng.normal(size=(n_val, *shape)).astype(np.float32), np.arange(n_val) % 2, name="val")
+        t = cfg["train"]
+        settings = TrainSettings(epochs=measure_epochs, learning_rate=t["learning_rate"], batch_size=t["batch_size"],
+                                 seed=0, device="cuda", deterministic=t["deterministic"], amp=t["amp"])
+        m = cfg["model"]
+        res = train_model(train, val, settings, conv_filters=m["conv_filters"], n_conv=m["n_conv"],
+                          fc_widths=m["fc_widths"][setting], dropout=m["dropout"], center_input=m["center_input"])
+        epoch_s = statistics.median(r["seconds"] for r in res.history[1:] or res.history)  # first epoch: autotuning
+        epochs = t["epochs"][setting]
+        total += epoch_s * epochs
+        rows.append((f"cuda {'bf16' if t['amp'] else 'fp32'}", f"paper {setting} {'x'.join(map(str, shape))}, "
+                     f"{n_train}+{n_val} img", f"{epoch_s:9.2f}",
+                     f"measured: train_model, median of epochs 2-{measure_epochs}; x {epochs} epochs = "
+                     f"{epoch_s * epochs / 60:.1f} min (first epoch {res.history[0]['seconds']:.1f} s)"))
+        del train, val, res
+        torch.cuda.empty_cache()
+    rows.append(("cuda", "paper, all three settings", f"{total / 60:8.1f}m", "extrapolated total, minutes"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paper-steps", type=int, default=2)
     ap.add_argument("--skip-paper", action="store_true")
+    ap.add_argument("--paper-settings", action="store_true", help="GPU: the three settings at the paper's scale")
+    ap.add_argument("--measure-epochs", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n_steps = math.ceil(N_PAPER / 8)
@@ -104,6 +148,8 @@ def main() -> None:
         for name, shape in DEMO.items():
             rows.append(("cuda bf16", f"demo {name} {'x'.join(map(str, shape))}, 195 img",
                          f"{demo_epoch(shape, 'cuda', 3):9.3f}", "measured: train_model, median of 3 epochs"))
+        if args.paper_settings:
+            rows += paper_settings(args.measure_epochs)
     else:
         rows.append(("cuda", "paper and demo grids", "        -", "not measured: no GPU"))
     print(f"{'device':10s} {'data':36s} {'s/epoch':>9s}  how")

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every GPU row of BENCHMARKS.md on a GPU machine (the `device` tool's `run`), in two kinds of call
+# (each call's carried files must stay under 64 MiB):
+#
+#   here:   bash bench/gpu_wheels.sh                          # wheels the machine lacks -> .whl/ (~26 MB)
+#   there:  run(command="bash bench/gpu_session.sh", carry=[".whl"])            # train, LRP, FBP, registration
+#   here:   bash bench/gpu_session.sh --stage RESULTS full striatum    # a finished demo's models + test sets
+#   there:  run(command="bash bench/gpu_session.sh agreement", carry=[".gpu_carry"])
+#   here:   bash bench/gpu_session.sh --stage RESULTS nostriatum      # (a demo model is ~34 MB)
+#   there:  the same agreement call again
+#
+# Writes one text file per benchmark (and device.txt) to $OUT (or bench_out/). ~5-8 min on an H100.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--stage" ]; then   # copy what bench_agreement.py reads from a finished results folder
+  src=${2:?results folder}; shift 2
+  settings=("$@"); [ ${#settings[@]} -gt 0 ] || settings=(full striatum nostriatum)
+  rm -rf .gpu_carry; mkdir -p .gpu_carry/results
+  for s in "${settings[@]}"; do
+    (cd "$src" && cp --parents "train/$s/model.pt" "dataset/$s/test.npy" "dataset/$s/test.tsv" \
+      "$OLDPWD/.gpu_carry/results/") || exit 1
+  done
+  du -sh .gpu_carry; exit 0
+fi
+out=${OUT:-bench_out}; mkdir -p "$out"
+if [ "${1:-}" != "agreement" ] && ls .whl/*.whl >/dev/null 2>&1; then   # the agreement needs none of them
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+{ nvidia-smi; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"; nproc; } > "$out/device.txt" 2>&1
+cat "$out/device.txt"
+step() { local name=$1; shift; echo "=== $name: $*"; local t0=$SECONDS; "$@" 2>&1 | tee "$out/$name.txt"; echo "=== $name: $((SECONDS - t0)) s"; }
+if [ "${1:-}" != "agreement" ]; then
+  step train python3 bench/bench_train.py --threads 8 --skip-paper --paper-settings --measure-epochs 3
+  step lrp python3 bench/bench_lrp.py --devices cpu,cuda --batch 8 --threads 8
+  step fbp python3 bench/bench_fbp.py --repeats 5
+  step register python3 bench/bench_register.py --n 16 --grids paper --batched cuda
+elif [ -d .gpu_carry/results ]; then
+  step agreement python3 bench/bench_agreement.py --results .gpu_carry/results --out "$out/agreement.tsv"
+else
+  echo "agreement: no .gpu_carry/results (see --stage)"; exit 1
+fi
