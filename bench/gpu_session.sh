@@ -9,7 +9,8 @@
 #   here:   bash bench/gpu_session.sh --stage RESULTS nostriatum      # (a demo model is ~34 MB)
 #   there:  the same agreement call again
 #
-# Writes one text file per benchmark (and device.txt) to $OUT (or bench_out/). ~5-8 min on an H100.
+# Writes one text file per step (and device.txt) to $OUT (or bench_out/): the GPU tests
+# (tests/test_gpu.py: GPU vs CPU registration, predictions, LRP, training), then the benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--stage" ]; then   # copy what bench_agreement.py reads from a finished results folder
@@ -32,6 +33,7 @@ export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 cat "$out/device.txt"
 step() { local name=$1; shift; echo "=== $name: $*"; local t0=$SECONDS; "$@" 2>&1 | tee "$out/$name.txt"; echo "=== $name: $((SECONDS - t0)) s"; }
 if [ "${1:-}" != "agreement" ]; then
+  step gpu_tests python3 -m pytest -q -p no:cacheprovider -rs tests/test_gpu.py tests/test_recon_fbp.py tests/test_register_batched.py
   step train python3 bench/bench_train.py --threads 8 --skip-paper --paper-settings --measure-epochs 3
   step lrp python3 bench/bench_lrp.py --devices cpu,cuda --batch 8 --threads 8
   step fbp python3 bench/bench_fbp.py --repeats 5
