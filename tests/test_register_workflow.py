@@ -104,6 +104,11 @@ def test_torch_batch_errors_name_the_subjects(files, tmp_path):
         run_normalize_batch([files["source"], broken, tmp_path / "missing.nii.gz"], files["template"], outs, jsons,
                             GRID, ["sub-01", "sub-02", "sub-03"], device="cpu", **OPTIONS)
     assert not (tmp_path / "o").exists()  # nothing written before every input was checked
+    four_d = tmp_path / "four_d.nii.gz"
+    save_nifti(np.ones((4, 4, 4, 2), np.float32), NATIVE, four_d)
+    with pytest.raises(InputError, match=r"sub-02: .*four_d.nii.gz: expected a 3-D image, got shape \(4, 4, 4, 2\)"):
+        run_normalize_batch([files["source"], four_d], files["template"], outs[:2], jsons[:2], GRID,
+                            ["sub-01", "sub-02"], device="cpu", **OPTIONS)
     with pytest.raises(RuntimeError, match=r"(?s)1 of 2 registrations diverged.*sub-02"):
         run_normalize_batch([files["source"], files["noise"]], files["template"], outs[:2], jsons[:2], GRID,
                             ["sub-01", "sub-02"], device="cpu", on_divergence="error", **OPTIONS)

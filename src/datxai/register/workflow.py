@@ -174,9 +174,13 @@ def run_normalize_batch(sources, template, out_images, out_jsons, grid: Grid, su
     images, bad = [], []
     for subject, path in zip(subjects, sources):
         try:
-            images.append(load_nifti(Path(path)))
+            data, aff = load_nifti(Path(path))
         except (OSError, ValueError) as exc:
             bad.append(f"  {subject}: {exc}")
+            continue
+        if data.ndim != 3:
+            bad.append(f"  {subject}: {path}: expected a 3-D image, got shape {data.shape}")
+        images.append((data, aff))
     if bad:
         raise InputError(f"{len(bad)} of {len(subjects)} source images cannot be used:\n" + "\n".join(bad))
     smoothed = [smooth_mm(data, aff, fwhm_mm) for data, aff in images]
