@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..config import derive_seed
+from ..devices import resolve_device
 from ..io import InputError, atomic_path, read_tsv
 from .net import CLASSES, DatCNN, build_model, count_parameters, save_model
 
@@ -111,17 +112,6 @@ def load_dataset(npy_path, tsv_path, check_finite: bool = True) -> Dataset:
 
 
 # --------------------------------------------------------------------------- device
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"train.device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
 
 def device_name(device: torch.device) -> str:
     """A readable name of the device actually used (GPU model, or the CPU)."""

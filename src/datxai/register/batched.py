@@ -54,16 +54,10 @@ POINTS_PER_CHUNK = 4_000_000  # sample points x scans per tensor operation (boun
 
 
 def resolve_device(name: str = "auto"):
-    """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error. Returns a ``torch.device``."""
-    import torch
+    """:func:`datxai.devices.resolve_device` for ``normalize.device``."""
+    from ..devices import resolve_device as resolve
 
-    if name not in ("auto", "cpu", "cuda") and not str(name).startswith("cuda:"):
-        raise ValueError(f"normalize.device must be auto, cpu or cuda, got {name!r}")
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"normalize.device is {name!r} but no CUDA device is available (use 'auto' or 'cpu')")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    return resolve(name, key="normalize.device")
 
 
 class _BatchProblem:
