@@ -22,23 +22,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datxai.model.evaluate import predict, probabilities
+from datxai.model.evaluate import predict
 from datxai.model.net import load_model
 from datxai.model.train import load_dataset
 
 
-@torch.no_grad()
-def predict_autocast(model, x: np.ndarray, device: str, batch_size: int = 8):
-    """As :func:`predict`, with bf16 autocast on ``device`` (also on the CPU, which the workflow never does)."""
-    model = model.to(device).eval()
-    preds, probs = [], []
-    for start in range(0, x.shape[0], batch_size):
-        xb = torch.from_numpy(np.array(x[start:start + batch_size], dtype=np.float32)).to(device)
-        with torch.autocast(device, dtype=torch.bfloat16):
-            logits = model(xb.unsqueeze(1)).float()
-        preds.append(logits.argmax(1).cpu().numpy())
-        probs.append(probabilities(logits)[:, 1].double().cpu().numpy())
-    return np.concatenate(preds).astype(np.int64), np.concatenate(probs)
+class Bf16Autocast(torch.nn.Module):
+    """The model under bf16 autocast on the device of its input (also the CPU, which the workflow never uses)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.model(x)
 
 
 def compare(results: Path) -> list[dict]:
@@ -50,7 +48,7 @@ def compare(results: Path) -> list[dict]:
         model, _ = load_model(results / "train" / setting / "model.pt")
         data = load_dataset(results / "dataset" / setting / "test.npy", results / "dataset" / setting / "test.tsv")
         ref_pred, ref_p = predict(model, data.x, device="cpu")
-        modes = {"cpu bf16": lambda: predict_autocast(model, data.x, "cpu")}
+        modes = {"cpu bf16": lambda: predict(Bf16Autocast(model), data.x, device="cpu")}
         if torch.cuda.is_available():
             modes["cuda fp32"] = lambda: predict(model, data.x, device="cuda", amp=False)
             modes["cuda bf16"] = lambda: predict(model, data.x, device="cuda", amp=True)
