@@ -12,7 +12,7 @@ CONFIG  ?= config/config.yaml
 # SLURM with accounting (tests/test_slurm.py, daemons started by tests/slurm/).
 DEB_TEST_PKGS := chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server
 
-.PHONY: demo test install deb-test lint dryrun unit workflow-test report clean
+.PHONY: demo test install deb-test lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -20,12 +20,16 @@ $(BIN)/python:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && \
 	  $(PYTHON) -m venv $(VENV); }
 
-# torch first and exactly (a CPU wheel is available locally; any other spec pulls
-# GBs of CUDA packages), then everything else with torch pinned by constraints.txt.
-$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+# torch first and exactly (constraints.txt; a CPU wheel is available locally, any other
+# spec pulls GBs of CUDA packages; a site's CUDA build installed before is kept), then
+# every other package at the exact version and hash of requirements.lock (no resolver:
+# same install on every machine and day), then the project itself.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt requirements.lock
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q -r constraints.txt
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@$(BIN)/python -m pip check || echo "warning: pip check (above) found a mismatch; with your own torch build, torchvision must match it"
 	touch $@
 
 install: $(VENV)/.installed
@@ -46,6 +50,18 @@ demo: install
 
 test: install deb-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tests/run_tests.sh
+
+# Regenerate requirements.lock (pip-tools; newest versions that pyproject.toml allows, torch
+# as constraints.txt pins it). pip must find the CPU wheel of that torch (e.g. PIP_FIND_LINKS
+# to a folder holding it): the CUDA wheel's nvidia-* dependencies must not enter the lock.
+lock:
+	$(PYTHON) -m venv .lockenv
+	.lockenv/bin/python -m pip install -q "pip-tools==7.6.2"
+	.lockenv/bin/pip-compile --quiet --upgrade --generate-hashes --extra test --constraint constraints.txt \
+	  --unsafe-package torch --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock pyproject.toml
+	@! grep -qE '^(nvidia-|cuda-|triton)' requirements.lock || { \
+	  echo "requirements.lock took CUDA packages: pip found the CUDA wheel of torch, not the CPU one"; exit 1; }
 
 clean:
 	rm -rf results .snakemake
