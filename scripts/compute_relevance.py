@@ -8,14 +8,13 @@ from _common import setup_logging  # noqa: E402
 
 logger = setup_logging(snakemake)  # noqa: F821
 
-import torch  # noqa: E402
-
 from datxai.atlas import load_bundle  # noqa: E402
 from datxai.explain.maps import run_compute_relevance  # noqa: E402
 from datxai.grid import Grid  # noqa: E402
+from datxai.numerics import pin_cpu_numerics  # noqa: E402
 
 sm = snakemake  # noqa: F821
-torch.set_num_threads(max(1, int(sm.threads)))
+pin_cpu_numerics(**sm.params.numerics)  # before any torch computation
 grid = Grid.from_config(sm.params.grid)
 run_compute_relevance(
     sm.input.model, sm.input.images, sm.input.table, sm.input.predictions, sm.output.maps, sm.wildcards.setting,

@@ -8,11 +8,10 @@ from _common import setup_logging  # noqa: E402
 
 logger = setup_logging(snakemake)  # noqa: F821
 
-import torch  # noqa: E402
-
 from datxai.model.evaluate import run_evaluation  # noqa: E402
+from datxai.numerics import pin_cpu_numerics  # noqa: E402
 
 sm = snakemake  # noqa: F821
-torch.set_num_threads(max(1, int(sm.threads)))
+pin_cpu_numerics(**sm.params.numerics)  # before any torch computation
 run_evaluation(sm.input.model, sm.input.images, sm.input.table, sm.output.predictions,
                device=sm.params.device, amp=sm.params.amp, batch_size=sm.params.batch_size)

@@ -8,12 +8,11 @@ from _common import setup_logging  # noqa: E402
 
 logger = setup_logging(snakemake)  # noqa: F821
 
-import torch  # noqa: E402
-
 from datxai.model.train import run_training  # noqa: E402
+from datxai.numerics import pin_cpu_numerics  # noqa: E402
 
 sm = snakemake  # noqa: F821
-torch.set_num_threads(max(1, int(sm.threads)))
+pin_cpu_numerics(**sm.params.numerics)  # before any torch computation
 run_training(
     sm.input.train, sm.input.train_table, sm.input.val, sm.input.val_table,
     outputs={k: sm.output[k] for k in ("model", "history", "hyperparameters", "checkpoint")},

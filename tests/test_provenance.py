@@ -26,12 +26,20 @@ def test_sha256_matches_hashlib(inputs):
 
 def test_verify_detects_changes(tmp_path, inputs):
     hp = tmp_path / "hp.json"
-    hp.write_text(json.dumps({"device": "cuda:0 (NVIDIA H100)", "seed": 123, "learning_rate": 1e-4}))
+    # the keys datxai.model.train.write_training_outputs writes
+    hp.write_text(json.dumps({"device_used": "cuda:0 (NVIDIA H100)", "training": {"seed": 123, "learning_rate": 1e-4},
+                              "versions": {"torch": "2.13.0", "cpu_model": "AMD EPYC", "threads": 2,
+                                           "numerics_switches": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}}))
+    (tmp_path / "requirements.lock").write_text("numpy==2.4.6 --hash=sha256:00\n")
     prov = build_provenance({"seed": 7, "stats": {"ttest": "welch"}}, inputs,
                             {"full": hp, "striatum": tmp_path / "absent.json"}, root=tmp_path)
     json.dumps(prov)  # serialisable
     assert prov["devices"] == {"full": "cuda:0 (NVIDIA H100)", "striatum": None}
     assert prov["seeds"]["master"] == 7 and prov["seeds"]["train_full"] == 123
+    assert prov["numerics"]["full"]["threads"] == 2 and prov["numerics"]["striatum"] is None
+    assert prov["numerics"]["full"]["numerics_switches"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert prov["lock"]["sha256"] == hashlib.sha256(b"numpy==2.4.6 --hash=sha256:00\n").hexdigest()
+    assert prov["platform"]["cpu_model"]
     assert prov["inputs"]["n_files"] == 3
     assert verify_checksums(prov) == []
     path = tmp_path / "provenance.json"

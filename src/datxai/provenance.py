@@ -79,8 +79,16 @@ def git_state(root) -> dict:
     return {"repository": True, "commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
+NUMERICS_KEYS = ("cpu_model", "cpu_flags", "aten_capability", "threads", "numerics_switches", "torch", "cuda", "cudnn")
+
+
 def read_devices(hyperparameter_files: dict) -> dict:
-    """{setting: {'device': ..., 'seed': ...}} from each training's hyperparameters.json (None if absent)."""
+    """Per setting, from its training's hyperparameters.json: device, seed and the numerics that decided its bits.
+
+    ``{setting: {"device", "seed", "numerics", "source"}}`` (None where the file is absent);
+    ``numerics`` holds the CPU model and SIMD flags, ATen's kernel set, the thread
+    count, the instruction-set switches (:mod:`datxai.numerics`) and the torch/CUDA versions.
+    """
     import json
 
     out = {}
@@ -89,12 +97,21 @@ def read_devices(hyperparameter_files: dict) -> dict:
             with open(path) as fh:
                 hp = json.load(fh)
         except FileNotFoundError:
-            out[setting] = {"device": None, "seed": None, "source": None}
+            out[setting] = {"device": None, "seed": None, "numerics": None, "source": None}
             continue
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not valid JSON ({exc})") from exc
-        out[setting] = {"device": hp.get("device"), "seed": hp.get("seed"), "source": str(path)}
+        versions = hp.get("versions", {})
+        out[setting] = {"device": hp.get("device_used", hp.get("device")),
+                        "seed": hp.get("training", {}).get("seed", hp.get("seed")),
+                        "numerics": {k: versions.get(k) for k in NUMERICS_KEYS}, "source": str(path)}
     return out
+
+
+def lock_state(root) -> dict:
+    """``{"file", "sha256"}`` of the requirements.lock the environment was installed from (None where absent)."""
+    path = Path(root) / "requirements.lock"
+    return {"file": str(path), "sha256": file_sha256(path) if path.is_file() else None}
 
 
 def build_provenance(config: dict, input_files, hyperparameter_files: dict | None = None, root=".",
@@ -109,15 +126,21 @@ def build_provenance(config: dict, input_files, hyperparameter_files: dict | Non
     root : the workflow's source folder (for the git commit).
     """
     input_files = [str(p) for p in input_files]
+    from .numerics import cpu_description
+
     train = read_devices(hyperparameter_files or {})
+    cpu = cpu_description()
     return {
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "config": config,
         "versions": package_versions(),
         "git": git_state(root),
-        "platform": {"system": platform.system(), "machine": platform.machine()},
+        "platform": {"system": platform.system(), "machine": platform.machine(), "cpu_model": cpu[0],
+                     "cpu_flags": cpu[1]},
+        "lock": lock_state(root),
         "seeds": {"master": config.get("seed"), **{f"train_{s}": v["seed"] for s, v in train.items()}},
         "devices": {s: v["device"] for s, v in train.items()},
+        "numerics": {s: v["numerics"] for s, v in train.items()},
         "inputs": {"algorithm": "sha256", "n_files": len(input_files), "files": checksums(input_files)},
         **(extra or {}),
     }
@@ -159,6 +182,7 @@ def provenance_table(prov: dict, max_files: int = 20) -> pd.DataFrame:
     rows += [("platform", k, v) for k, v in prov.get("platform", {}).items()]
     rows += [("seeds", k, v) for k, v in prov.get("seeds", {}).items()]
     rows += [("devices", k, v) for k, v in prov.get("devices", {}).items()]
+    rows += [("lock", k, v) for k, v in prov.get("lock", {}).items()]
 
     def flat(d, prefix=""):
         for k, v in d.items():
@@ -166,6 +190,8 @@ def provenance_table(prov: dict, max_files: int = 20) -> pd.DataFrame:
                 yield from flat(v, f"{prefix}{k}.")
             else:
                 yield (f"{prefix}{k}", v)
+
+    rows += [("numerics", k, v) for k, v in flat({s: n for s, n in prov.get("numerics", {}).items() if n})]
 
     rows += [("config", k, v) for k, v in flat(prov.get("config", {}))]
     files = prov.get("inputs", {}).get("files", {})

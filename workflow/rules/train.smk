@@ -26,7 +26,7 @@ rule train_cnn:
         bench("train_cnn", "{setting}.tsv")
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: config["numerics"]["cpu_threads"]
     resources:
         gpu=1,
         runtime=train_runtime,
@@ -37,6 +37,7 @@ rule train_cnn:
         train=TRAIN_PARAMS,
         epochs=train_epochs,
         seed=config["seed"],
+        numerics=config["numerics"],
         resume=res("train", "{setting}", "resume", "checkpoint.pt"),
     script:
         "../../scripts/train_cnn.py"
@@ -61,6 +62,7 @@ use rule train_cnn as train_cnn_repeat with:
         train=TRAIN_PARAMS,
         epochs=train_epochs,
         seed=config["seed"],
+        numerics=config["numerics"],
         resume=res("train", "{setting}", "repeat-{repeat}", "resume", "checkpoint.pt"),
         repeat=lambda wildcards: int(wildcards.repeat),
 
@@ -77,11 +79,12 @@ rule evaluate_cnn:
         log("evaluate_cnn", "{setting}.log"),
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: config["numerics"]["cpu_threads"]
     params:
         device=config["train"]["device"],
         amp=config["train"]["amp"],
         batch_size=config["train"]["batch_size"],
+        numerics=config["numerics"],
     script:
         "../../scripts/evaluate_cnn.py"
 

@@ -30,10 +30,12 @@ def add_cli(subparsers) -> None:
 def _cli(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..grid import Grid
+    from ..numerics import pin_cpu_numerics
     from ..preprocess import load_atlas
     from .maps import run_compute_relevance
 
     cfg = load_config(args.config)
+    pin_cpu_numerics(**cfg["numerics"])
     grid = Grid.from_config(cfg["grid"])
     ex = cfg["explain"]
     atlas = None if args.no_putamen else load_atlas(args.atlas, grid)

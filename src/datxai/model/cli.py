@@ -7,15 +7,14 @@ from pathlib import Path
 
 
 def _train(args) -> int:
-    import torch
-
     from ..config import load_config
+    from ..numerics import pin_cpu_numerics
     from .train import run_training
 
     cfg = load_config(args.config)
     if args.device:
         cfg["train"]["device"] = args.device
-    torch.set_num_threads(max(1, args.threads))
+    pin_cpu_numerics(cfg["numerics"]["cpu_isa"], args.threads or cfg["numerics"]["cpu_threads"])
     d, out = Path(args.dataset), Path(args.out)
     outputs = {"model": out / "model.pt", "history": out / "history.tsv",
                "hyperparameters": out / "hyperparameters.json", "checkpoint": out / "checkpoint.pt"}
@@ -25,11 +24,10 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    import torch
-
+    from ..numerics import pin_cpu_numerics
     from .evaluate import run_evaluation
 
-    torch.set_num_threads(max(1, args.threads))
+    pin_cpu_numerics(args.cpu_isa, args.threads)
     d = Path(args.dataset)
     run_evaluation(args.model, d / f"{args.subset}.npy", d / f"{args.subset}.tsv", args.out, device=args.device,
                    amp=not args.no_amp, batch_size=args.batch_size)
@@ -47,7 +45,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder (model.pt, history.tsv, hyperparameters.json, checkpoint.pt)")
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs[setting]")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override train.device")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--threads", type=int, default=None, help="override numerics.cpu_threads (CPU threads)")
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser("evaluate", help="predict a dataset subset with a trained CNN",
@@ -59,5 +57,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on the GPU")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (as numerics.cpu_threads)")
+    p.add_argument("--cpu-isa", choices=["avx2", "native"], default="avx2", help="as numerics.cpu_isa")
     p.set_defaults(func=_evaluate)

@@ -401,10 +401,15 @@ def train_model(train: Dataset, val: Dataset | None, settings: TrainSettings, *,
 
 
 def environment() -> dict:
-    """Versions that matter for reproducing a model."""
+    """Versions and CPU numerics that matter for reproducing a model (:mod:`datxai.numerics`)."""
+    from ..numerics import cpu_description, numerics_switches
+
+    model, flags = cpu_description()
     return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-            "platform": platform.platform()}
+            "platform": platform.platform(), "cpu_model": model, "cpu_flags": flags,
+            "aten_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "numerics_switches": numerics_switches()}
 
 
 def write_training_outputs(result: TrainResult, model_path, history_path, hyperparameters_path,
