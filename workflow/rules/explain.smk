@@ -22,7 +22,7 @@ rule compute_relevance:
         bench("compute_relevance", "{setting}.tsv")
     conda:
         "../../envs/torch.yaml"
-    threads: 2
+    threads: config["numerics"]["cpu_threads"]
     resources:
         gpu=1,
         runtime=lrp_runtime,
@@ -35,6 +35,7 @@ rule compute_relevance:
         margin_mm=config["quantify"]["putamen_margin_mm"],
         hottest_ml=config["quantify"]["hottest_volume_ml"],
         putamen_select=config["group"]["putamen_select"],
+        numerics=config["numerics"],
     script:
         "../../scripts/compute_relevance.py"
 
