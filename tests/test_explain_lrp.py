@@ -275,3 +275,94 @@ def test_input_centring_passes_relevance_through():
     np.testing.assert_allclose(Rd.numpy(), Rz.numpy(), rtol=0, atol=1e-10 * scale)
     np.testing.assert_allclose(Rz.numpy(), Rp.numpy(), rtol=0, atol=1e-12 * scale)
     np.testing.assert_allclose(lz.numpy(), lp.numpy(), rtol=0, atol=1e-12 * float(lp.abs().max()))
+
+
+def _with_common_output_part(model, seed=0):
+    """A copy of ``model`` whose two output rows both get the same random vector (and bias) added.
+
+    The softmax, and so every prediction and the cross-entropy, is unchanged; each single logit is not.
+    """
+    import copy
+
+    g = torch.Generator().manual_seed(seed)
+    m = copy.deepcopy(model)
+    out = m.classifier.out
+    with torch.no_grad():
+        out.weight += torch.randn(out.weight.shape[1], generator=g, dtype=out.weight.dtype)
+        out.bias += torch.randn(1, generator=g, dtype=out.bias.dtype)
+    return m
+
+
+def test_margin_is_the_difference_of_the_two_logits_maps(model, inputs):
+    """Every rule below the output layer is linear in the relevance it receives. The output
+    layer's epsilon rule (bias out of the denominator) hands the penultimate unit i the share
+    z_ic * out_c / z_c of output c, with z_ic = a_i w_ic and z_c = out_c - b_c. So the margin's
+    map is s_m (R_1 / s_1 - R_0 / s_0) with s_c = out_c / (out_c - b_c), up to the stabiliser
+    (relative eps / |z|; eps = 1e-12 here)."""
+    from datxai.explain.lrp import logit_margin_model
+
+    cfg = LRPConfig(epsilon=1e-12)
+    x = torch.from_numpy(inputs).unsqueeze(1)
+    margin = logit_margin_model(model, positive=1, negative=0)
+    R_m, out_m, t_m = relevance_batch(margin, x, cfg, target=torch.zeros(len(x), dtype=torch.long))
+    R_1, logits, _ = relevance_batch(model, x, cfg, target=torch.ones(len(x), dtype=torch.long))
+    R_0, _, _ = relevance_batch(model, x, cfg, target=torch.zeros(len(x), dtype=torch.long))
+    assert out_m.shape == (len(x), 1) and (t_m == 0).all()
+    np.testing.assert_allclose(out_m[:, 0].numpy(), (logits[:, 1] - logits[:, 0]).numpy(), rtol=1e-12)
+    b = model.classifier.out.bias.detach().double()
+    s1, s0 = logits[:, 1] / (logits[:, 1] - b[1]), logits[:, 0] / (logits[:, 0] - b[0])
+    sm = out_m[:, 0] / (out_m[:, 0] - (b[1] - b[0]))
+    expected = sm[:, None, None, None] * (R_1 / s1[:, None, None, None] - R_0 / s0[:, None, None, None])
+    scale = np.abs(R_m.numpy()).max()
+    np.testing.assert_allclose(R_m.numpy(), expected.numpy(), rtol=0, atol=1e-9 * scale)
+    # the float64 reference of the papers' equations, applied to the one-output margin net
+    rules = resolve_layer_rules(margin, cfg.rules)
+    ref, _, _ = reference_relevance(margin, inputs[0], rules, eps=1e-12, target=0)
+    np.testing.assert_allclose(R_m[0].numpy(), ref, rtol=0, atol=1e-10 * np.abs(ref).max())
+    assert model.classifier.out.out_features == 2  # the original is untouched
+
+
+def test_margin_maps_ignore_what_the_softmax_ignores(model, inputs):
+    """Adding one vector to both output rows changes no prediction; it changes the 'reduced'
+    logit's map (its sign in places), not the margin's."""
+    from datxai.explain.lrp import logit_margin_model
+
+    cfg = LRPConfig()
+    x = torch.from_numpy(inputs).unsqueeze(1)
+    shifted = _with_common_output_part(model)
+    one = torch.ones(len(x), dtype=torch.long)
+    zero = torch.zeros(len(x), dtype=torch.long)
+    R_a, la, _ = relevance_batch(model, x, cfg, target=one)
+    R_b, lb, _ = relevance_batch(shifted, x, cfg, target=one)
+    np.testing.assert_allclose(torch.softmax(la, 1).numpy(), torch.softmax(lb, 1).numpy(), rtol=1e-10)
+    assert (R_a - R_b).abs().max() > 0.1 * R_a.abs().max()
+    M_a, _, _ = relevance_batch(logit_margin_model(model), x, cfg, target=zero)
+    M_b, _, _ = relevance_batch(logit_margin_model(shifted), x, cfg, target=zero)
+    np.testing.assert_allclose(M_a.numpy(), M_b.numpy(), rtol=0, atol=1e-12 * np.abs(M_a.numpy()).max())
+
+
+def test_training_never_moves_the_common_part_of_the_two_outputs():
+    """Why a single logit's map is arbitrary: with two classes, softmax cross-entropy gives the two
+    output rows opposite gradients (dL/dz_1 = -dL/dz_0), and Adam's per-parameter steps are then
+    opposite too, so w_1 + w_0 and b_1 + b_0 stay at their random initial values throughout training."""
+    from datxai.model import build_model
+
+    torch.manual_seed(0)
+    net = build_model((6, 7, 5), conv_filters=2, fc_widths=(8, 4), seed=5, center_input=True)
+    out = net.classifier.out
+    with torch.no_grad():
+        out.bias.copy_(torch.tensor([0.3, -0.1]))  # build_model zeroes biases; make the sum non-trivial
+    common_w, common_b = (out.weight.sum(0).detach().clone(), out.bias.sum().detach().clone())
+    diff_w = (out.weight[1] - out.weight[0]).detach().clone()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    x = torch.rand(16, 1, 6, 7, 5)
+    y = torch.randint(0, 2, (16,))
+    net.train()
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    assert (out.weight[1] - out.weight[0] - diff_w).abs().max() > 1e-2  # the margin learned
+    # float32 rounding of 20 opposite steps of size ~lr
+    torch.testing.assert_close(out.weight.sum(0).detach(), common_w, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.bias.sum().detach(), common_b, rtol=0, atol=1e-5)

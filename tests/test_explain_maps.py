@@ -91,3 +91,29 @@ def test_target_reduced_explains_the_reduced_logit_in_every_case(tmp_path):
     with pytest.raises(ValueError, match="explain.target must be one of predicted, reduced"):
         explain_setting(model, data, subjects, labels, predicted, "full", GRID, BOX, LRPConfig(), tmp_path / "x",
                         device="cpu", target="normal")
+
+
+def test_target_margin_explains_the_log_odds(tmp_path):
+    """explain.target: margin -> every map explains logit[reduced] - logit[normal] of the net (its forward pass in
+    float64 as the reference, output biases included); argmax_agrees is the sign of that margin
+    against the prediction."""
+    shape = setting_shape("full", GRID, BOX)
+    model = build_model(shape, conv_filters=4, fc_widths=(8, 4), seed=11)
+    model.eval()  # (dropout off, as in LRP's pass)
+    with torch.no_grad():
+        model.classifier.out.bias.copy_(torch.tensor([0.05, -0.02]))
+    rng = np.random.default_rng(2)
+    data = rng.uniform(0, 2, (4,) + shape).astype(np.float32)
+    with torch.no_grad():
+        logits = model.double()(torch.from_numpy(data).double().unsqueeze(1)).numpy()
+    model.float()
+    margin = logits[:, 1] - logits[:, 0]
+    predicted = ["reduced", "reduced", "normal", "normal"]
+    subjects, labels = [f"sub-000{i}" for i in range(1, 5)], ["normal", "reduced", "reduced", "normal"]
+    table = explain_setting(model, data, subjects, labels, predicted, "full", GRID, BOX, LRPConfig(), tmp_path,
+                            batch_size=3, device="cpu", target="margin")
+    assert list(table["explained"]) == ["reduced-normal"] * 4
+    np.testing.assert_allclose(table["logit"], margin, rtol=1e-5, atol=1e-6)
+    decided = np.where(margin > 0, "reduced", "normal")
+    assert list(table["argmax_agrees"]) == ["yes" if d == p else "no" for d, p in zip(decided, predicted)]
+    assert model.classifier.out.out_features == 2

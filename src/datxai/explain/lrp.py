@@ -241,6 +241,45 @@ def relevance_batch(model: nn.Module, x: torch.Tensor, cfg: LRPConfig, target: t
     return rel.detach().sum(dim=1), logits.detach(), tgt.detach()
 
 
+def logit_margin_model(model: nn.Module, positive: int = 1, negative: int = 0) -> nn.Module:
+    """A copy of ``model`` whose last Linear layer outputs one value: ``logit[positive] - logit[negative]``.
+
+    For a two-class softmax this is the log-odds of ``positive``,
+    ``log P(positive) / P(negative)``: the quantity the decision is made on
+    (> 0 <=> ``positive`` is predicted). A single logit is not: the softmax is
+    unchanged when the same constant is added to every logit, so a single
+    logit's level, and with it the sign of its relevance, is whatever offset
+    training happened to leave (it moves with float rounding, e.g. the CPU's
+    instruction set). Explaining the log-odds ("logit difference", Montavon et
+    al. 2019, *LRP: an overview*, in LNCS 11700, on which output to explain for
+    a softmax classifier) removes that freedom: relevance is conserved onto the
+    log-odds, positive = evidence for ``positive``, negative = for ``negative``.
+
+    The difference of two linear outputs is itself one linear output (weights
+    ``w_p - w_n``, bias ``b_p - b_n``), so the copy keeps the module names (the
+    rules still map by name) and every rule applies unchanged. ``model`` itself
+    is not modified.
+    """
+    import copy
+
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError("logit margin: the model has no Linear output layer")
+    name, last = linears[-1]
+    n_out = last.out_features
+    if not (0 <= positive < n_out and 0 <= negative < n_out) or positive == negative:
+        raise ValueError(f"logit margin: classes {positive} and {negative} must be two outputs of {n_out}")
+    head = nn.Linear(last.in_features, 1, bias=last.bias is not None).to(last.weight.device, last.weight.dtype)
+    with torch.no_grad():
+        head.weight.copy_(last.weight[positive:positive + 1] - last.weight[negative:negative + 1])
+        if last.bias is not None:
+            head.bias.copy_(last.bias[positive:positive + 1] - last.bias[negative:negative + 1])
+    margin = copy.deepcopy(model)
+    parent_name, _, child = name.rpartition(".")
+    setattr(margin.get_submodule(parent_name) if parent_name else margin, child, head)
+    return margin
+
+
 @dataclass
 class CaseRelevance:
     """LRP result of one case: ``relevance`` ``(nx, ny, nz)`` float32, logits, explained index."""

@@ -14,12 +14,13 @@ import numpy as np
 from ..dataset import to_full
 from ..grid import Grid
 from ..io import InputError, save_nifti
-from .lrp import LRPConfig, explain_array
+from .lrp import LRPConfig, explain_array, logit_margin_model
 
 logger = logging.getLogger(__name__)
 
 CLASSES = ("normal", "reduced")
-TARGETS = ("predicted", "reduced")  # explain.target: which logit each map explains
+TARGETS = ("predicted", "reduced", "margin")  # explain.target: which output each map explains
+MARGIN = "reduced-normal"  # the explained output of target "margin" (the log-odds of reduced)
 TABLE_COLUMNS = ("subject", "label", "predicted", "outcome", "explained", "logit", "relevance_sum", "conservation",
                  "putamen_relevance", "argmax_agrees")
 
@@ -72,7 +73,12 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
         the logit of the class 'reduced', so positive relevance is evidence for
         'reduced' and negative for 'normal' in every case. TP and TN maps then
         share one output, and heat = mean(TP) - mean(TN) compares inputs rather
-        than two outputs' weights. The table's ``explained`` column records it.
+        than two outputs' weights. ``margin``: every map explains the log-odds
+        ``logit[reduced] - logit[normal]`` (:func:`~datxai.explain.lrp.logit_margin_model`):
+        the same sign convention as ``reduced``, but the explained quantity is
+        the one the decision is made on (its sign is the prediction), free of the
+        arbitrary offset a single logit of a softmax carries. The table's
+        ``explained`` column records the choice; ``logit`` is the explained output.
     grid, box_mm : the analysis grid and ``settings.striatum_box_mm`` (maps of
         the ``striatum`` setting are placed back into the full grid, zero outside).
     putamen : optional ``(roi bool grid.shape, n_hottest)``; adds the mean
@@ -93,6 +99,9 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
         raise ValueError(f"explain.target must be one of {', '.join(TARGETS)}, got {target!r}")
     if target == "predicted":
         targets = np.array([CLASSES.index(p) for p in predicted])
+    elif target == "margin":
+        model = logit_margin_model(model, CLASSES.index("reduced"), CLASSES.index("normal"))
+        targets = np.zeros(len(predicted), dtype=int)
     else:
         targets = np.full(len(predicted), CLASSES.index(target))
     rows = []
@@ -108,20 +117,28 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
             put = putamen_relevance(rel, to_full(np.asarray(data[k]), setting, grid, box_mm), roi, n, select_by)
         rows.append({
             "subject": subjects[k], "label": labels[k], "predicted": predicted[k],
-            "outcome": outcome_of(labels[k], predicted[k]), "explained": CLASSES[case.target],
+            "outcome": outcome_of(labels[k], predicted[k]),
+            "explained": MARGIN if target == "margin" else CLASSES[case.target],
             "logit": case.logit, "relevance_sum": case.relevance_sum, "conservation": case.conservation,
             "putamen_relevance": put,
-            "argmax_agrees": "yes" if int(np.argmax(case.logits)) == CLASSES.index(predicted[k]) else "no",
+            "argmax_agrees": "yes" if _decision(case.logits, target) == predicted[k] else "no",
         })
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     flipped = table.loc[table["argmax_agrees"] == "no", "subject"].tolist()
     if flipped:
         logger.warning("%s: float32 arg-max differs from the evaluated prediction for %s (borderline cases); "
                        "their maps explain %s", setting, flipped,
-                       "the evaluated class" if target == "predicted" else f"the {target!r} logit as all others")
+                       "the evaluated class" if target == "predicted" else f"the {target!r} output as all others")
     logger.info("%s: conservation (sum of map / logit) median %.4f, range %.4f .. %.4f", setting,
                 table["conservation"].median(), table["conservation"].min(), table["conservation"].max())
     return table
+
+
+def _decision(outputs: np.ndarray, target: str) -> str:
+    """The class this pass's outputs decide: the arg-max of the logits, or the sign of the log-odds (margin)."""
+    if target == "margin":
+        return "reduced" if float(outputs[0]) > 0 else "normal"
+    return CLASSES[int(np.argmax(outputs))]
 
 
 def run_compute_relevance(model_path, images_npy, table_tsv, predictions_tsv, out_dir, setting: str, grid: Grid,
@@ -160,7 +177,7 @@ def run_compute_relevance(model_path, images_npy, table_tsv, predictions_tsv, ou
     target = (explain or {}).get("target", "predicted")
     logger.info("%s: LRP of %d test cases (%s), rules %s, zero_params %s, explaining the %s logit", setting,
                 len(ds.subjects), model_path, resolve_layer_rules_summary(model, cfg), cfg.zero_params,
-                "predicted class's" if target == "predicted" else f"{target!r}")
+                {"predicted": "predicted class's", "margin": "'reduced' - 'normal' (log-odds)"}.get(target, f"{target!r}"))
     result = explain_setting(model, ds.x, ds.subjects, labels, predicted, setting, grid, box_mm, cfg, out_dir,
                              target=target,
                              putamen=putamen, batch_size=batch_size, device=device, select_by=select_by)
