@@ -1,6 +1,10 @@
 """Seconds per training epoch of the CNN: the paper's grid (876 images of 71 x 90 x 72) and the demo grids.
 
-Usage: python bench/bench_train.py [--threads 2] [--paper-steps 2] [--skip-paper] [--paper-settings [--measure-epochs 3]]
+Usage: python bench/bench_train.py [--threads 2] [--cpu-isa avx2|native] [--paper-steps 2] [--skip-paper]
+                                   [--paper-settings [--measure-epochs 3]]
+
+``--cpu-isa`` is ``numerics.cpu_isa`` (:mod:`datxai.numerics`): run the script once
+with each to measure what the AVX2 pin of the reproducibility contract costs.
 
 * paper grid, CPU: a few optimiser steps (batch 8, Adam, cross-entropy, NDHWC
   memory as in ``train_model``) after one warm-up step, EXTRAPOLATED to the
@@ -32,6 +36,7 @@ import torch
 
 from datxai.model import build_model, count_parameters
 from datxai.model.train import Dataset, TrainSettings, adam, device_name, train_model
+from datxai.numerics import pin_cpu_numerics
 
 PAPER = (71, 90, 72)
 N_PAPER = 876
@@ -116,12 +121,13 @@ def paper_settings(measure_epochs: int) -> list[tuple]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpu-isa", choices=["avx2", "native"], default="avx2", help="numerics.cpu_isa")
     ap.add_argument("--paper-steps", type=int, default=2)
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--paper-settings", action="store_true", help="GPU: the three settings at the paper's scale")
     ap.add_argument("--measure-epochs", type=int, default=3)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    pin_cpu_numerics(args.cpu_isa, args.threads)  # before the first torch computation
     n_steps = math.ceil(N_PAPER / 8)
     print(f"torch {torch.__version__}; CPU: {device_name(torch.device('cpu'))}")
     print(f"paper grid {PAPER}: {count_parameters(build_model(PAPER, device='meta')):,} parameters; "

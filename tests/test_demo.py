@@ -36,24 +36,34 @@ def demo(tmp_path_factory):
 
 
 def test_table1_ordering_and_nostriatum_above_chance(demo):
+    """S1: full 97.0, striatum 95.7, without striatum 69.3 % accuracy.
+
+    What held over 3 training seeds x 2 instruction sets (numerics.cpu_isa avx2 / native on an AVX-512 CPU;
+    BENCHMARKS.md, "Reproducibility"): full 0.960-0.987, striatum 0.973 (all six), nostriatum 0.867-0.973
+    (its CI's lower end >= 0.77). The strict S1 order full >= nostriatum held with zero margin in one of the
+    six; that nostriatum does not beat both others held with a margin of >= 1 test case. The planted
+    extrastriatal reductions are strong in this cohort, so nostriatum sits far above S1's 69 %.
+    """
     t1 = pd.read_csv(demo / "evaluate" / "table1.tsv", sep="\t").set_index("setting")
     print("\n[demo] Table 1:\n" + t1[["n", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                                      "sensitivity", "specificity"]].round(3).to_string())
     acc = t1["accuracy"]
     assert t1.loc["nostriatum", "accuracy_ci_low"] > 0.5, "the no-striatum CNN is not above chance"
-    assert acc["full"] >= acc["nostriatum"] and acc["striatum"] >= acc["nostriatum"]  # S1: 97.0 / 95.7 / 69.3 %
+    assert acc["full"] >= 0.9 and acc["striatum"] >= 0.9, acc.to_dict()
+    assert max(acc["full"], acc["striatum"]) >= acc["nostriatum"], acc.to_dict()
     assert (t1["n"] == t1.loc["full", "n"]).all() and t1.loc["full", "n"] >= 60
 
 
 def test_nostriatum_clusters_hit_planted_regions(demo):
+    """Over 3 training seeds x 2 instruction sets (explain.target: margin) the nostriatum clusters always hit
+    Insular_Cortex [C] and Temporal_Pole [I], in three of six also Insular_Cortex [I]; 0-1 spurious clusters."""
     v = pd.read_csv(demo / "validation" / "clusters_vs_truth.tsv", sep="\t", keep_default_na=False)
     ns = v[v["setting"] == "nostriatum"]
     hits = ns[ns["hit"] == "yes"]
-    print(f"\n[demo] nostriatum clusters: {len(hits)} planted (region, side) hit "
-          f"({', '.join(hits.planted_region + '[' + hits.side + ']')}); "
+    found = set(hits.planted_region + "[" + hits.side + "]")
+    print(f"\n[demo] nostriatum clusters: {len(hits)} planted (region, side) hit ({', '.join(sorted(found))}); "
           f"{(ns['hit'] == 'spurious').sum()} spurious clusters")
-    # 2026-11-22 (explain.target: reduced, positive heat): Temporal_Pole I, Insular_Cortex I and C; none spurious
-    assert len(hits) >= 2 and (ns["hit"] == "spurious").sum() <= 1, ns.to_string()
+    assert {"Insular_Cortex[C]", "Temporal_Pole[I]"} <= found and (ns["hit"] == "spurious").sum() <= 1, ns.to_string()
 
 
 def test_putamen_relevance_sign_classifies_like_s2(demo):
@@ -61,7 +71,7 @@ def test_putamen_relevance_sign_classifies_like_s2(demo):
 
     With explain.target: margin (the log-odds) the classifier held over 3 training seeds x 2 instruction
     sets on the demo: sensitivity 0.865-0.973, specificity 0.895-1.000 (BENCHMARKS.md); with the single
-    'reduced' logit it swung 0.297-0.838 with the seed and the CPU. 0.8 leaves a margin below both minima.
+    'reduced' logit it swung 0.297-0.838 with the seed and the CPU. 0.8 lies 2-3 test cases below both minima.
     """
     summary = pd.read_csv(demo / "companion" / "summary.tsv", sep="\t").set_index("classifier")
     sign = summary.loc["putamen_sign"]
