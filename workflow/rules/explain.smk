@@ -4,9 +4,10 @@
 
 
 rule compute_relevance:
-    """LRP from the logit of the most activated (= evaluated) output (explain.target: predicted, S1/S2) or of
-    'reduced' in every case (explain.target: reduced): epsilon at Linear layers, alpha2-beta1 at
-    conv4/conv3, flat at conv2/conv1, ReLUs passed through, biases out of the rules (explain.zero_params).
+    """LRP from the logit of the most activated (= evaluated) output (explain.target: predicted, S1/S2), of
+    'reduced' in every case (reduced) or of the log-odds 'reduced' - 'normal' (margin): epsilon at Linear
+    layers, alpha2-beta1 at conv4/conv3, flat at conv2/conv1, ReLUs passed through, biases out of the rules
+    (explain.zero_params).
     Striatum-setting maps are placed back into the full grid (zero outside the box)."""
     input:
         model=res("train", "{setting}", "model.pt"),
