@@ -8,9 +8,10 @@ BIN     := $(VENV)/bin
 CORES   ?= all
 PROFILE ?= profiles/local
 CONFIG  ?= config/config.yaml
-# Debian packages the tests use: Chromium (report screenshot test); a single-node
+# Debian packages the tests use: Chromium (report screenshot test); DCMTK (an independent
+# JPEG / JPEG-LS encoder for the reader's transfer-syntax tests); a single-node
 # SLURM with accounting (tests/test_slurm.py, daemons started by tests/slurm/).
-DEB_TEST_PKGS := chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server
+DEB_TEST_PKGS := chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server dcmtk
 
 .PHONY: demo test install deb-test lock clean
 

