@@ -9,9 +9,10 @@ CORES   ?= all
 PROFILE ?= profiles/local
 CONFIG  ?= config/config.yaml
 # Debian packages the tests use: Chromium (report screenshot test); DCMTK (an independent
-# JPEG / JPEG-LS encoder for the reader's transfer-syntax tests); a single-node
+# JPEG / JPEG-LS encoder for the reader's transfer-syntax tests); dcm2niix (an independent
+# converter of reconstructed NM volumes); a single-node
 # SLURM with accounting (tests/test_slurm.py, daemons started by tests/slurm/).
-DEB_TEST_PKGS := chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server dcmtk
+DEB_TEST_PKGS := chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server dcmtk dcm2niix
 
 .PHONY: demo test install deb-test lock clean
 

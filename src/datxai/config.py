@@ -106,6 +106,8 @@ def check_semantics(config: dict, source: str = "config") -> None:
     src = config.get("cohort", {}).get("source", "synthetic")
     if src != "synthetic" and not config["cohort"].get("participants"):
         problems.append(f"cohort.participants: required when cohort.source is {src!r}")
+    if src != "synthetic" and not config["cohort"].get("images"):
+        problems.append(f"cohort.images: required when cohort.source is {src!r} (a path pattern with {{subject}})")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(f"{source}: {p}" for p in problems))
 

@@ -180,8 +180,9 @@ def montage_truth(wildcards):
 
 
 def projections_dicom(members):
-    """The projection files of a batch: the synthetic camera exports, or the user's DICOM (cohort.source dicom)."""
-    if config["cohort"]["source"] == "dicom":
+    """The DICOM files of a batch: the synthetic camera exports, or the user's (cohort.source dicom: projections,
+    dicom_recon: reconstructed volumes)."""
+    if config["cohort"]["source"] in ("dicom", "dicom_recon"):
         return expand(config["cohort"]["images"], subject=members)
     return expand(res("cohort", "dicom", "{subject}.dcm"), subject=members)
 

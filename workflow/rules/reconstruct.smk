@@ -1,5 +1,6 @@
 # Reconstruction: DICOM NM projections -> native-space SPECT (FBP, Shepp-Logan,
-# cut-off in cycles/cm, no attenuation correction unless configured).
+# cut-off in cycles/cm, no attenuation correction unless configured); with
+# cohort.source dicom_recon, the user's reconstructed NM volumes -> the same NIfTI files.
 
 
 for k, members in enumerate(
@@ -7,7 +8,8 @@ for k, members in enumerate(
 ):
 
     rule:
-        """Filtered back-projection of a batch of subjects' projections into native space (RAS+, bin-size voxels).
+        """Filtered back-projection of a batch of subjects' projections into native space (RAS+, bin-size voxels),
+        or (cohort.source dicom_recon) their reconstructed NM volumes written as NIfTI in patient RAS.
 
         The JSON sidecar holds the acquisition geometry and the parameters, never header identifiers.
         """
@@ -31,6 +33,11 @@ for k, members in enumerate(
             mem_mb=1500,
         params:
             subjects=members,
-            reconstruct=config["reconstruct"],
+            reconstruct=(
+                config["reconstruct"]
+                if config["cohort"]["source"] != "dicom_recon"
+                else None
+            ),
+            source=config["cohort"]["source"],
         script:
             "../../scripts/reconstruct_spect.py"

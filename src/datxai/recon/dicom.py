@@ -265,6 +265,33 @@ def select_energy_window(windows: list[EnergyWindow], n_windows: int, choice, pa
     return record(holding[0].index, f"auto: {nuclide[0]} {peak:g} keV ({nuclide[1]})")
 
 
+def open_nm(path: Path):
+    """Read a DICOM NM image's dataset; :class:`InputError` naming the file when it is missing, not DICOM,
+    truncated or not NM Image Storage."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError:
+        raise InputError(f"{path}: not a DICOM file (no 'DICM' marker)") from None
+    except Exception as exc:  # truncated headers raise several types
+        raise InputError(f"{path}: unreadable DICOM header ({type(exc).__name__})") from None
+    if "PixelData" not in ds:  # pydicom reads a file cut inside the header without complaint
+        raise InputError(f"{path}: no pixel data: the file is truncated ({path.stat().st_size} bytes) "
+                         "or is not an image (e.g. a report or a half-copied file)")
+    sop = str(ds.get("SOPClassUID", ""))
+    modality = str(ds.get("Modality", ""))
+    if sop not in NM_SOP_CLASSES or modality != "NM":
+        raise InputError(
+            f"{path}: not a nuclear-medicine image (Modality {modality or 'missing'!r}, "
+            f"SOP class {sop or 'missing'!r}); expected NM Image Storage"
+        )
+    return ds
+
+
 def read_projections(path, energy_window="auto") -> Projections:
     """Read the projections of a tomographic NM acquisition.
 
@@ -281,32 +308,12 @@ def read_projections(path, energy_window="auto") -> Projections:
         missing or non-square PixelSpacing, angles that do not cover 180 degrees
         or repeat.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        ds = pydicom.dcmread(path)
-    except InvalidDicomError:
-        raise InputError(f"{path}: not a DICOM file (no 'DICM' marker)") from None
-    except Exception as exc:  # truncated headers raise several types
-        raise InputError(f"{path}: unreadable DICOM header ({type(exc).__name__})") from None
-    if "PixelData" not in ds:  # pydicom reads a file cut inside the header without complaint
-        raise InputError(f"{path}: no pixel data: the file is truncated ({path.stat().st_size} bytes) "
-                         "or is not an image (e.g. a report or a half-copied file)")
-
-    sop = str(ds.get("SOPClassUID", ""))
-    modality = str(ds.get("Modality", ""))
-    if sop not in NM_SOP_CLASSES or modality != "NM":
-        raise InputError(
-            f"{path}: not a nuclear-medicine image (Modality {modality or 'missing'!r}, "
-            f"SOP class {sop or 'missing'!r}); expected NM Image Storage"
-        )
+    ds = open_nm(path)
     image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
     if len(image_type) >= 3 and image_type[2] != "TOMO":
-        raise InputError(f"{path}: ImageType {image_type[2]!r} is not a tomographic acquisition (need 'TOMO')")
+        hint = "; a reconstructed volume enters with cohort.source dicom_recon" if image_type[2] == "RECON TOMO" else ""
+        raise InputError(f"{path}: ImageType {image_type[2]!r} is not a tomographic acquisition (need 'TOMO'){hint}")
 
     n_frames = _number(ds, "NumberOfFrames", path, "multi-frame projections", cast=int)
     n_rows_px = _number(ds, "Rows", path, "frame size", cast=int)
