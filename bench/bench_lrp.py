@@ -12,6 +12,9 @@ direct maps. A CUDA row runs when CUDA is available (``--devices``).
 
     python bench/bench_lrp.py                                # both grids, both backends, CPU (+ CUDA if present)
     python bench/bench_lrp.py --grids paper --backends direct --batch 4 --repeats 5
+    python bench/bench_lrp.py --grids paper --backends direct --cpu-isa native   # the cost of the AVX2 pin
+
+``--cpu-isa`` is ``numerics.cpu_isa`` (:mod:`datxai.numerics`, default avx2 as in the workflow).
 """
 
 from __future__ import annotations
@@ -63,11 +66,15 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--zennit-repeats", type=int, default=1, help="repeats of the (slow) zennit backend")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cpu-isa", choices=["avx2", "native"], default="avx2", help="numerics.cpu_isa")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    from datxai.numerics import pin_cpu_numerics
+
+    pin_cpu_numerics(args.cpu_isa, args.threads)  # before the first torch computation
     rows = []
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+          f"cpu_isa {args.cpu_isa}, "
           f"load average {' '.join(f'{v:.1f}' for v in _loadavg())}")
     print(f"{'grid':9s} {'backend':7s} {'device':6s} {'batch':>5s} {'wall s/case':>11s} {'(min)':>7s} "
           f"{'CPU s/case':>10s} {'max_diff':>9s}  cons")

@@ -7,6 +7,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import setup_logging  # noqa: E402
 
 from datxai.io import read_tsv, write_tsv  # noqa: E402
+from datxai.participants import load_participants  # noqa: E402
 from datxai.stats.comparator import sbr_comparator  # noqa: E402
 from datxai.stats.uptake import merge_uptake  # noqa: E402
 
@@ -14,7 +15,7 @@ logger = setup_logging(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 column = sm.params.column
 sbr = read_tsv(sm.input.sbr, required=["subject", column])
-table = merge_uptake(sbr, read_tsv(sm.input.participants, required=["subject", "label"]),
+table = merge_uptake(sbr, load_participants(sm.input.participants),
                      read_tsv(sm.input.split, required=["subject", "subset"]),
                      sources={"participants": sm.input.participants, "split": sm.input.split})
 result = sbr_comparator(table, column=column)

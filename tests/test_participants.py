@@ -90,3 +90,30 @@ def test_check_images_lists_missing_and_orphans(tmp_path):
     assert check_images(df, str(img / "{subject}.dcm")).ok
     with pytest.raises(ValueError, match="subject"):
         check_images(df, str(img / "x.dcm"))
+
+
+def test_spellings_a_person_considers_the_same_are_normalised(tmp_path):
+    """Blanks around values, 'Normal' / 'REDUCED', 'f' / 'Female' / 'male': read as the contract's values."""
+    rows = ["sub-0001 \t61\tFemale \tNormal", " sub-0002\t70.5\tm\tREDUCED ", "sub-0003\t55\tf\treduced"]
+    df = load_participants(write(tmp_path, rows, header="subject\tage\tsex\tlabel\n"))
+    assert list(df["subject"]) == ["sub-0001", "sub-0002", "sub-0003"]
+    assert list(df["sex"]) == ["F", "M", "F"] and list(df["label"]) == ["normal", "reduced", "reduced"]
+
+
+def test_every_stage_reads_the_normalised_sheet(tmp_path):
+    """The statistics stage merges uptake with the sheet through load_participants: a sheet with trailing
+    blanks and capitals (which passes the start-up check) gives the same table as a clean one."""
+    import pandas as pd
+
+    from datxai.stats.analysis import load_merged
+
+    clean = ["sub-0001\t61\tF\tnormal", "sub-0002\t70\tM\treduced", "sub-0003\t55\tF\treduced"]
+    messy = ["sub-0001 \t61\tf\tNormal ", "sub-0002\t70\tMale\treduced ", "sub-0003 \t55\tF\tReduced"]
+    header = "subject\tage\tsex\tlabel\n"
+    (tmp_path / "u.tsv").write_text("subject\tcluster\tcluster_label\tside\tuptake\n" + "".join(
+        f"sub-000{i}\t1\tInsular_Cortex\tI\t{0.5 + i / 10}\n" for i in (1, 2, 3)))
+    (tmp_path / "s.tsv").write_text("subject\tsubset\nsub-0001\ttrain\nsub-0002\ttrain\nsub-0003\ttest\n")
+    a = load_merged(tmp_path / "u.tsv", write(tmp_path, clean, header, "clean.tsv"), tmp_path / "s.tsv")
+    b = load_merged(tmp_path / "u.tsv", write(tmp_path, messy, header, "messy.tsv"), tmp_path / "s.tsv")
+    pd.testing.assert_frame_equal(a, b)
+    assert list(b["label"]) == ["normal", "reduced", "reduced"]

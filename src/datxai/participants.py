@@ -4,8 +4,11 @@ Required columns (extra columns such as ``dose_mbq`` are kept):
 
 ``subject``  unique pseudonym matching ``sub-[A-Za-z0-9]+``
 ``age``      years, numeric, present (0 .. 130)
-``sex``      ``F`` | ``M``
-``label``    visual read of the DAT-SPECT: ``normal`` | ``reduced``
+``sex``      ``F`` | ``M`` (``f``, ``m``, ``female``, ``male`` in any case are read as F / M)
+``label``    visual read of the DAT-SPECT: ``normal`` | ``reduced`` (in any case)
+
+Blanks around values are dropped. Every rule reads the sheet through
+:func:`load_participants`, so every stage sees the same normalised values.
 
 The same contract is written as a JSON schema in
 ``workflow/schemas/participants.schema.yaml`` (for readers and other tools);
@@ -30,6 +33,8 @@ REQUIRED_COLUMNS = ("subject", "age", "sex", "label")
 SEXES = ("F", "M")
 LABELS = ("normal", "reduced")
 AGE_RANGE = (0.0, 130.0)
+# spellings a person would consider the same value
+_SEX_SPELLINGS = {"f": "F", "female": "F", "m": "M", "male": "M"}
 
 
 class ParticipantsError(ValueError):
@@ -79,6 +84,8 @@ def load_participants(path):
         raise ParticipantsError(f"{path}: no participants (only a header)")
     for c in REQUIRED_COLUMNS:
         df[c] = df[c].str.strip()
+    df["sex"] = [_SEX_SPELLINGS.get(v.lower(), v) for v in df["sex"]]
+    df["label"] = [v.lower() if v.lower() in LABELS else v for v in df["label"]]
 
     problems: list[str] = []
     seen: dict[str, int] = {}

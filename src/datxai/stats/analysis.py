@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..io import read_tsv
+from ..participants import load_participants
 from .correlation import cluster_sbr_correlations
 from .roc import cluster_roc
 from .ttests import cluster_ttests
@@ -18,7 +19,7 @@ SBR_COLUMN = "sbr_putamen_ipsi"
 def load_merged(uptake_tsv, participants_tsv, split_tsv, sbr_tsv=None):
     """Uptake (long) with label, subset and the SBR columns attached; errors name the file."""
     uptake = read_tsv(uptake_tsv, required=UPTAKE_COLUMNS)
-    participants = read_tsv(participants_tsv, required=["subject", "label"])
+    participants = load_participants(participants_tsv)  # the validated, normalised sheet
     split = read_tsv(split_tsv, required=["subject", "subset"])
     sbr = read_tsv(sbr_tsv, required=["subject", SBR_COLUMN]) if sbr_tsv else None
     return merge_uptake(uptake, participants, split, sbr,

@@ -38,11 +38,12 @@ def _analyse(args) -> int:
 
 def _comparator(args) -> int:
     from ..io import read_tsv, write_tsv
+    from ..participants import load_participants
     from .comparator import sbr_comparator
     from .uptake import merge_uptake
 
     sbr = read_tsv(args.sbr, required=["subject", "sbr_putamen_ipsi"])
-    table = merge_uptake(sbr, read_tsv(args.participants, required=["subject", "label"]),
+    table = merge_uptake(sbr, load_participants(args.participants),
                          read_tsv(args.split, required=["subject", "subset"]),
                          sources={"participants": args.participants, "split": args.split})
     write_tsv(sbr_comparator(table), args.out)
