@@ -14,7 +14,7 @@ CONFIG  ?= config/config.yaml
 # SLURM with accounting (tests/test_slurm.py, daemons started by tests/slurm/).
 DEB_TEST_PKGS := chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server dcmtk dcm2niix
 
-.PHONY: demo test install deb-test lock clean
+.PHONY: demo test unit install deb-test lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -52,6 +52,10 @@ demo: install
 
 test: install deb-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tests/run_tests.sh
+
+# The fast lane while developing: the unit tests only (no Snakemake runs, no SLURM); `make test` is what CI runs.
+unit: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not workflow and not slurm"
 
 # Regenerate requirements.lock (pip-tools; newest versions that pyproject.toml allows, torch
 # as constraints.txt pins it). pip must find the CPU wheel of that torch (e.g. PIP_FIND_LINKS
