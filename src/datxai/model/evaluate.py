@@ -10,11 +10,11 @@ reported with the Wilson score interval (Wilson 1927; method 3 of Newcombe 1998)
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import torch
 
+from ..intervals import wilson_ci
 from .net import CLASSES, DatCNN, probabilities
 
 log = logging.getLogger(__name__)
@@ -72,28 +72,6 @@ def confusion_counts(y_true, y_pred) -> dict:
         raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
     return {"tp": int((y_true & y_pred).sum()), "tn": int((~y_true & ~y_pred).sum()),
             "fp": int((~y_true & y_pred).sum()), "fn": int((y_true & ~y_pred).sum())}
-
-
-def wilson_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes out of ``n`` (no continuity correction).
-
-    (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), z the two-sided
-    normal quantile. NaN for n = 0.
-    """
-    from scipy.stats import norm
-
-    if n < 0 or k < 0 or k > n:
-        raise ValueError(f"wilson_ci needs 0 <= k <= n, got k={k}, n={n}")
-    if n == 0:
-        return float("nan"), float("nan")
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = k / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    denom = 1 + z * z / n
-    low, high = (centre - half) / denom, (centre + half) / denom
-    # the bounds are exactly 0 at k = 0 and 1 at k = n; the formula reaches them only up to rounding
-    return (0.0 if k == 0 else max(0.0, low)), (1.0 if k == n else min(1.0, high))
 
 
 def classification_metrics(tp: int, tn: int, fp: int, fn: int, confidence: float = 0.95) -> dict:

@@ -12,7 +12,8 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ..intervals import wilson_ci  # one Wilson interval for the package (statsmodels)
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,6 @@ def youden_cutoff(values, positive) -> tuple[float, float]:
     return float(cands[best]), float(j[best])
 
 
-def wilson_ci(k, n, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for a proportion k / n (NaNs when n = 0)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    z = stats.norm.ppf(1 - alpha / 2)
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def binary_metrics(positive, predicted, alpha: float = 0.05) -> dict:
     """Confusion counts and accuracy, sensitivity, specificity, PPV, NPV (fractions) with Wilson CIs."""
     y = np.asarray(positive, dtype=bool)
@@ -73,7 +62,7 @@ def binary_metrics(positive, predicted, alpha: float = 0.05) -> dict:
              "ppv": (tp, tp + fp), "npv": (tn, tn + fn)}
     out = {"n": int(y.size), "tp": tp, "tn": tn, "fp": fp, "fn": fn}
     for name, (k, n) in parts.items():
-        lo, hi = wilson_ci(k, n, alpha)
+        lo, hi = wilson_ci(k, n, 1.0 - alpha)
         out.update({name: k / n if n else float("nan"), f"{name}_ci_low": lo, f"{name}_ci_high": hi})
     return out
 

@@ -54,19 +54,12 @@ def two_sample_ttest(reduced, normal, kind: str = "welch") -> dict:
     if n1 < 2 or n2 < 2:
         return out
     v1, v2 = a.var(ddof=1), b.var(ddof=1)
-    diff = a.mean() - b.mean()
     pooled = ((n1 - 1) * v1 + (n2 - 1) * v2) / (n1 + n2 - 2)
     if pooled <= 0:
         return out
-    if kind == "welch":
-        se2 = v1 / n1 + v2 / n2
-        df = se2 ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v2 / n2) ** 2 / (n2 - 1))
-    else:
-        se2 = pooled * (1.0 / n1 + 1.0 / n2)
-        df = n1 + n2 - 2
-    t = diff / np.sqrt(se2)
-    out.update(t=float(t), df=float(df), p=float(2 * stats.t.sf(abs(t), df)),
-               cohen_d=float(diff / np.sqrt(pooled)))
+    res = stats.ttest_ind(a, b, equal_var=(kind == "student"))  # Welch-Satterthwaite df for welch
+    out.update(t=float(res.statistic), df=float(res.df), p=float(res.pvalue),
+               cohen_d=float((a.mean() - b.mean()) / np.sqrt(pooled)))
     return out
 
 
