@@ -41,6 +41,8 @@ def test_nifti_round_trip_keeps_data_and_affine(tmp_path, rng):
         (lambda d: (np.zeros((3, 4, 5), np.float32), np.eye(4)), "all zero"),
         (lambda d: (np.ones((3, 4, 6), np.float32), np.eye(4)), "expected shape"),
         (lambda d: (np.ones((3, 4, 5), np.float32), np.diag([1.0, 0.0, 1.0, 1.0])), "not invertible"),
+        (lambda d: (np.ones((3, 4, 5, 2), np.float32), np.eye(4)), r"expected a 3-D image, got shape \(3, 4, 5, 2\) "
+                                                                   r"\(a series of volumes: give one\)"),
     ],
 )
 def test_load_nifti_names_file_and_problem(tmp_path, make, message):
@@ -72,3 +74,13 @@ def test_tsv_round_trip_keeps_ids_as_strings(tmp_path):
     assert back["subject"].tolist() == ["sub-0001", "sub-0010"]
     with pytest.raises(InputError, match="missing column"):
         read_tsv(tmp_path / "t.tsv", required=["age"])
+
+
+def test_a_single_volume_stored_as_4d_reads_as_3d(tmp_path, rng):
+    """(x, y, z, 1), as some converters write one volume, is the same image as (x, y, z)."""
+    data = rng.random((7, 8, 9)).astype(np.float32)
+    aff = np.diag([2.0, 3.0, 4.0, 1.0])
+    nib.save(nib.Nifti1Image(data[..., None], aff), tmp_path / "v4.nii.gz")
+    back, back_aff = load_nifti(tmp_path / "v4.nii.gz", shape=(7, 8, 9))
+    np.testing.assert_array_equal(back, data)
+    np.testing.assert_allclose(back_aff, aff)

@@ -65,9 +65,10 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path, dtype=np.float32, hea
 def load_nifti(path, shape: tuple | None = None, allow_zero: bool = False):
     """Read a NIfTI image and check it. Returns ``(data float32, affine)``.
 
-    Raises :class:`InputError` naming the file for: unreadable or corrupt file,
-    wrong shape (when ``shape`` is given), non-invertible affine, NaN/Inf
-    voxels, or an all-zero image (unless ``allow_zero``).
+    A single volume stored as 4-D, ``(x, y, z, 1)``, is read as 3-D. Raises
+    :class:`InputError` naming the file for: unreadable or corrupt file, a
+    series of volumes, wrong shape (when ``shape`` is given), non-invertible
+    affine, NaN/Inf voxels, or an all-zero image (unless ``allow_zero``).
     """
     import nibabel as nib
 
@@ -79,8 +80,11 @@ def load_nifti(path, shape: tuple | None = None, allow_zero: bool = False):
         data = np.asarray(img.dataobj, dtype=np.float32)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(f"{path}: not a readable NIfTI image ({type(exc).__name__}: {exc})") from exc
+    if data.ndim > 3 and all(n == 1 for n in data.shape[3:]):  # (x, y, z, 1): one volume written as 4-D
+        data = data.reshape(data.shape[:3])
     if data.ndim != 3:
-        raise InputError(f"{path}: expected a 3-D image, got shape {data.shape}")
+        raise InputError(f"{path}: expected a 3-D image, got shape {data.shape}"
+                         + (" (a series of volumes: give one)" if data.ndim == 4 else ""))
     if shape is not None and tuple(data.shape) != tuple(shape):
         raise InputError(f"{path}: expected shape {tuple(shape)}, got {data.shape}")
     aff = img.affine

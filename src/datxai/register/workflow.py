@@ -176,10 +176,8 @@ def run_normalize_batch(sources, template, out_images, out_jsons, grid: Grid, su
         try:
             data, aff = load_nifti(Path(path))
         except (OSError, ValueError) as exc:
-            bad.append(f"  {subject}: {exc}")
+            bad.append(f"  {subject}: {exc}")  # load_nifti also refuses what is not one 3-D volume
             continue
-        if data.ndim != 3:
-            bad.append(f"  {subject}: {path}: expected a 3-D image, got shape {data.shape}")
         images.append((data, aff))
     if bad:
         raise InputError(f"{len(bad)} of {len(subjects)} source images cannot be used:\n" + "\n".join(bad))
