@@ -6,13 +6,8 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
-from datxai import snakemake_speedups
 from datxai.config import ConfigError, validate_config
 from datxai.simulate.cohort import example_subjects
-
-# Producer lookup of the batch rules' concrete files by set membership instead of one
-# regex per file (same answers; the paper's DAG builds faster). DATXAI_PLAIN_SNAKEMAKE=1: off.
-snakemake_speedups.install()
 
 try:
     validate_config(config, source="config")
