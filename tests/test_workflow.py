@@ -6,6 +6,7 @@ then checks one contract of the results layout or of rerunning.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,6 +150,28 @@ def test_no_personal_data_reaches_results(tiny_run, tiny_report):
 def test_second_run_does_nothing(tiny_run):
     out = snakemake(tiny_run, "-n").stdout
     assert "Nothing to be done" in out or "nothing to be done" in out.lower()
+
+
+@pytest.mark.parametrize("override, setting", [("train:\n  epochs: {full: 16, striatum: 15, nostriatum: 15}\n", "full"),
+                                               ("model:\n  fc_widths: {nostriatum: [16, 8]}\n", "nostriatum")])
+def test_one_settings_training_change_reruns_that_setting_only(tiny_run, tmp_path, override, setting):
+    """A per-setting key (train.epochs.<setting>, model.fc_widths.<setting>) reruns that setting's training,
+    evaluation and maps, not the other settings' (a dry run on the finished tiny run)."""
+    cfg = tmp_path / "override.yaml"
+    cfg.write_text(override)
+    out = snakemake(tiny_run, "-n", configfiles=[cfg]).stdout
+    per_rule, current = {}, None
+    for line in out.splitlines():
+        m = re.match(r"\s*(?:local)?rule (\w+):$", line)
+        if m:
+            current = per_rule.setdefault(m.group(1), [])
+        m = re.match(r"\s+output: (.*)$", line)
+        if m and current is not None:
+            current.append(m.group(1))
+    for rule in ("train_cnn", "evaluate_cnn", "compute_relevance"):
+        settings = sorted({m for o in per_rule.get(rule, []) for m in re.findall(r"(full|nostriatum|striatum)", o)})
+        assert settings == [setting], f"{rule} reruns for {settings}"
+    assert not {"build_dataset", "split_cohort", "stack_scaled_images"} & set(per_rule), sorted(per_rule)
 
 
 def test_torch_engine_normalises_like_nipype(tiny_run, tmp_path):

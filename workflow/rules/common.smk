@@ -288,7 +288,13 @@ def train_runtime(wildcards):
 
 REPEATS = int(config["train"]["repeats"])
 # What a training reads; without `repeats`, so asking for more repeats does not retrain the existing ones.
-TRAIN_PARAMS = {k: v for k, v in config["train"].items() if k != "repeats"}
+# What every setting's training shares; the per-setting keys (epochs, fc_widths) reach a
+# training job through train_epochs / fc_widths alone, so changing one setting's value
+# reruns that setting's chain only.
+TRAIN_PARAMS = {
+    k: v for k, v in config["train"].items() if k not in ("repeats", "epochs")
+}
+MODEL_PARAMS = {k: v for k, v in config["model"].items() if k != "fc_widths"}
 
 
 def repeat_predictions(wildcards):

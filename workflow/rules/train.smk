@@ -32,7 +32,7 @@ rule train_cnn:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
     params:
-        model=config["model"],
+        model=MODEL_PARAMS,
         fc_widths=fc_widths,
         train=TRAIN_PARAMS,
         epochs=train_epochs,
@@ -57,7 +57,7 @@ use rule train_cnn as train_cnn_repeat with:
     benchmark:
         bench("train_cnn", "{setting}_repeat-{repeat}.tsv")
     params:
-        model=config["model"],
+        model=MODEL_PARAMS,
         fc_widths=fc_widths,
         train=TRAIN_PARAMS,
         epochs=train_epochs,
