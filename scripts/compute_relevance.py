@@ -8,7 +8,6 @@ from _common import setup_logging  # noqa: E402
 
 logger = setup_logging(snakemake)  # noqa: F821
 
-from datxai.atlas import load_bundle  # noqa: E402
 from datxai.explain.maps import run_compute_relevance  # noqa: E402
 from datxai.grid import Grid  # noqa: E402
 from datxai.numerics import pin_cpu_numerics  # noqa: E402
@@ -18,7 +17,5 @@ pin_cpu_numerics(**sm.params.numerics)  # before any torch computation
 grid = Grid.from_config(sm.params.grid)
 run_compute_relevance(
     sm.input.model, sm.input.images, sm.input.table, sm.input.predictions, sm.output.maps, sm.wildcards.setting,
-    grid, sm.params.box_mm, explain=sm.params.explain, atlas=load_bundle(sm.input.atlas, grid=grid),
-    margin_mm=sm.params.margin_mm, hottest_ml=sm.params.hottest_ml, select_by=sm.params.putamen_select,
-    batch_size=sm.params.batch_size, device=sm.params.device,
+    grid, sm.params.box_mm, explain=sm.params.explain, batch_size=sm.params.batch_size, device=sm.params.device,
 )

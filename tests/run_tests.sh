@@ -10,6 +10,9 @@ step() { echo; echo "=== [$((SECONDS - t0)) s] $*"; }
 step "snakefmt --check"
 snakefmt --check Snakefile workflow/rules/
 
+step "lint-imports (layers: io/grid/atlas at the bottom ... cli on top; the package never imports Snakemake)"
+lint-imports
+
 step "snakemake --lint"
 snakemake --lint --cores 1 --configfile config/config.yaml
 

@@ -75,8 +75,7 @@ def test_chain(tmp_path):
     atlas = ToyAtlas(GRID)
     rel_dir = tmp_path / "relevance"
     table = run_compute_relevance(tmp_path / "model.pt", tmp_path / "test.npy", tmp_path / "test.tsv",
-                                  tmp_path / "pred.tsv", rel_dir, "full", GRID, BOX, atlas=atlas, margin_mm=0.0,
-                                  hottest_ml=1.0, batch_size=5, device="cpu")
+                                  tmp_path / "pred.tsv", rel_dir, "full", GRID, BOX, batch_size=5, device="cpu")
     assert sorted(table.outcome.value_counts().items()) == [("FN", 1), ("FP", 1), ("TN", 5), ("TP", 5)]
     assert read_tsv(rel_dir / "relevance.tsv")["subject"].tolist() == subjects
 
@@ -97,8 +96,17 @@ def test_chain(tmp_path):
 
     out, summary = run_companion(rel_dir, g / "mean_tn.nii.gz", g / "mean_tp.nii.gz", atlas, GRID,
                                  tmp_path / "put.tsv", tmp_path / "summary.tsv", tmp_path / "hist.png",
-                                 tmp_path / "mis.png")
+                                 tmp_path / "mis.png", images_npy=tmp_path / "test.npy", table_tsv=tmp_path / "test.tsv",
+                                 setting="full", box_mm=BOX, margin_mm=0.0, hottest_ml=1.0)
     assert set(summary.classifier) == {"putamen_sign", "cnn"}
+    # the putamen relevance, recomputed here from a map and its image by the S2 definition
+    from datxai.group.companion import putamen_relevance, putamen_roi
+    from datxai.preprocess.sbr import n_hottest
+
+    first = out.iloc[0].subject
+    rel0, _ = load_nifti(rel_dir / f"{first}_relevance.nii.gz")
+    expected = putamen_relevance(rel0, x[0], putamen_roi(atlas, 0.0), n_hottest(1.0, GRID.voxel_ml))
+    assert out.iloc[0].putamen_relevance == pytest.approx(expected, rel=1e-6)
     assert summary.set_index("classifier").loc["cnn", "accuracy"] == pytest.approx(10 / 12)
     assert summary.n_misclassified.iloc[0] == 2
 

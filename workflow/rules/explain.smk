@@ -14,7 +14,6 @@ rule compute_relevance:
         images=res("dataset", "{setting}", "test.npy"),
         table=res("dataset", "{setting}", "test.tsv"),
         predictions=res("evaluate", "{setting}_predictions.tsv"),
-        atlas=res("atlas", "atlas_grid.npz"),
     output:
         maps=directory(res("relevance", "{setting}")),
     log:
@@ -33,9 +32,6 @@ rule compute_relevance:
         device=config["explain"]["device"],
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
-        margin_mm=config["quantify"]["putamen_margin_mm"],
-        hottest_ml=config["quantify"]["hottest_volume_ml"],
-        putamen_select=config["group"]["putamen_select"],
         numerics=config["numerics"],
     script:
         "../../scripts/compute_relevance.py"
@@ -93,8 +89,13 @@ rule find_clusters:
 
 
 rule companion_analyses:
+    """S2: mean relevance over the hottest voxels of the ipsilateral putamen (by image or relevance, in the
+    test images and maps of the full setting), its sign as a classifier, inconsistent maps.
+    """
     input:
         maps=res("relevance", COMPANION_SETTING),
+        images=res("dataset", COMPANION_SETTING, "test.npy"),
+        table=res("dataset", COMPANION_SETTING, "test.tsv"),
         mean_tn=res("group", COMPANION_SETTING, "mean_tn.nii.gz"),
         mean_tp=res("group", COMPANION_SETTING, "mean_tp.nii.gz"),
         atlas=res("atlas", "atlas_grid.npz"),
@@ -129,6 +130,11 @@ rule companion_analyses:
         "../../envs/torch.yaml"
     params:
         grid=config["grid"],
+        setting=COMPANION_SETTING,
+        box_mm=config["settings"]["striatum_box_mm"],
+        margin_mm=config["quantify"]["putamen_margin_mm"],
+        hottest_ml=config["quantify"]["hottest_volume_ml"],
+        putamen_select=config["group"]["putamen_select"],
     script:
         "../../scripts/companion_analyses.py"
 

@@ -20,8 +20,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--setting", required=True, choices=["full", "striatum", "nostriatum"])
     p.add_argument("--out-dir", required=True, help="folder for {subject}_relevance.nii.gz and relevance.tsv")
     p.add_argument("--config", default="config/config.yaml", help="config YAML (grid, settings, explain, quantify)")
-    p.add_argument("--atlas", help="atlas bundle atlas_grid.npz (adds putamen_relevance); default: build it")
-    p.add_argument("--no-putamen", action="store_true", help="skip the ipsilateral putamen relevance (no atlas)")
     p.add_argument("--device", help="auto | cpu | cuda (default: config explain.device)")
     p.add_argument("--batch-size", type=int, help="cases per pass (default: config explain.batch_size)")
     p.set_defaults(func=_cli)
@@ -31,19 +29,15 @@ def _cli(args: argparse.Namespace) -> int:
     from ..config import load_config
     from ..grid import Grid
     from ..numerics import pin_cpu_numerics
-    from ..preprocess import load_atlas
     from .maps import run_compute_relevance
 
     cfg = load_config(args.config)
     pin_cpu_numerics(**cfg["numerics"])
     grid = Grid.from_config(cfg["grid"])
     ex = cfg["explain"]
-    atlas = None if args.no_putamen else load_atlas(args.atlas, grid)
     table = run_compute_relevance(
         args.model, args.images, args.table, args.predictions, args.out_dir, args.setting, grid,
-        cfg["settings"]["striatum_box_mm"], explain=ex, atlas=atlas,
-        margin_mm=cfg["quantify"]["putamen_margin_mm"], hottest_ml=cfg["quantify"]["hottest_volume_ml"],
-        select_by=cfg["group"]["putamen_select"], batch_size=args.batch_size or ex["batch_size"],
+        cfg["settings"]["striatum_box_mm"], explain=ex, batch_size=args.batch_size or ex["batch_size"],
         device=args.device or ex["device"],
     )
     log.info("wrote %d relevance maps and relevance.tsv to %s", len(table), args.out_dir)

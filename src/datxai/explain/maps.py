@@ -22,7 +22,7 @@ CLASSES = ("normal", "reduced")
 TARGETS = ("predicted", "reduced", "margin")  # explain.target: which output each map explains
 MARGIN = "reduced-normal"  # the explained output of target "margin" (the log-odds of reduced)
 TABLE_COLUMNS = ("subject", "label", "predicted", "outcome", "explained", "logit", "relevance_sum", "conservation",
-                 "putamen_relevance", "argmax_agrees")
+                 "argmax_agrees")
 
 
 def outcome_of(label: str, predicted: str) -> str:
@@ -55,9 +55,8 @@ def match_predictions(subjects: list[str], labels: list[str], predictions, sourc
 
 
 def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[str], predicted: list[str],
-                    setting: str, grid: Grid, box_mm, cfg: LRPConfig, out_dir, *, putamen=None,
-                    batch_size: int = 4, device: str = "auto", select_by: str = "image",
-                    target: str = "predicted"):
+                    setting: str, grid: Grid, box_mm, cfg: LRPConfig, out_dir, *,
+                    batch_size: int = 4, device: str = "auto", target: str = "predicted"):
     """LRP maps of every case of one setting; returns the relevance table (pandas).
 
     Parameters
@@ -81,14 +80,9 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
         ``explained`` column records the choice; ``logit`` is the explained output.
     grid, box_mm : the analysis grid and ``settings.striatum_box_mm`` (maps of
         the ``striatum`` setting are placed back into the full grid, zero outside).
-    putamen : optional ``(roi bool grid.shape, n_hottest)``; adds the mean
-        relevance over the ``n`` hottest voxels (by ``select_by``: image | relevance)
-        of the ipsilateral putamen ROI (:func:`datxai.group.companion.putamen_relevance`).
     out_dir : folder for ``{subject}_relevance.nii.gz`` (float32, MNI, RAS+).
     """
     import pandas as pd
-
-    from ..group.companion import putamen_relevance
 
     if not (len(subjects) == len(labels) == len(predicted) == len(data)):
         raise ValueError(f"{len(data)} images but {len(subjects)} subjects / {len(labels)} labels / "
@@ -111,16 +105,11 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
         if not np.any(rel):
             raise FloatingPointError(f"{setting}/{subjects[k]}: the relevance map is all zero")
         save_nifti(rel, grid.affine, out_dir / f"{subjects[k]}_relevance.nii.gz", header_extra={"mni": True})
-        put = np.nan
-        if putamen is not None:
-            roi, n = putamen
-            put = putamen_relevance(rel, to_full(np.asarray(data[k]), setting, grid, box_mm), roi, n, select_by)
         rows.append({
             "subject": subjects[k], "label": labels[k], "predicted": predicted[k],
             "outcome": outcome_of(labels[k], predicted[k]),
             "explained": MARGIN if target == "margin" else CLASSES[case.target],
             "logit": case.logit, "relevance_sum": case.relevance_sum, "conservation": case.conservation,
-            "putamen_relevance": put,
             "argmax_agrees": "yes" if _decision(case.logits, target) == predicted[k] else "no",
         })
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
@@ -142,22 +131,18 @@ def _decision(outputs: np.ndarray, target: str) -> str:
 
 
 def run_compute_relevance(model_path, images_npy, table_tsv, predictions_tsv, out_dir, setting: str, grid: Grid,
-                          box_mm, explain: dict | None = None, atlas=None, margin_mm: float = 6.0,
-                          hottest_ml: float = 4.0, select_by: str = "image", batch_size: int = 4,
-                          device: str = "auto"):
+                          box_mm, explain: dict | None = None, batch_size: int = 4, device: str = "auto"):
     """File-level entry (rule ``compute_relevance`` and ``datxai explain``).
 
     Reads the model (:func:`datxai.model.load_model`), ``test.npy``/``test.tsv``
     (:func:`datxai.model.train.load_dataset`) and the evaluate predictions;
     writes ``{subject}_relevance.nii.gz`` and ``relevance.tsv`` into ``out_dir``.
-    ``atlas`` (an :class:`~datxai.atlas.AtlasOnGrid`) adds ``putamen_relevance``
-    (ipsilateral large putamen ROI, ``quantify.putamen_margin_mm``, the hottest
-    ``quantify.hottest_volume_ml``).
+    (The companion study's putamen relevance is read off these maps by
+    :func:`datxai.group.run.run_companion`.)
     """
     from ..io import read_tsv, write_tsv
     from ..model import load_model
     from ..model.train import load_dataset
-    from ..group.companion import putamen_roi
 
     cfg = LRPConfig.from_config(explain)
     model, info = load_model(model_path)
@@ -169,18 +154,12 @@ def run_compute_relevance(model_path, images_npy, table_tsv, predictions_tsv, ou
     labels = table["label"].astype(str).tolist()
     predicted = match_predictions(ds.subjects, labels, read_tsv(predictions_tsv, ["subject", "label", "predicted"]),
                                   str(predictions_tsv))
-    putamen = None
-    if atlas is not None:
-        from ..preprocess.sbr import n_hottest
-
-        putamen = (putamen_roi(atlas, margin_mm), n_hottest(hottest_ml, grid.voxel_ml))
     target = (explain or {}).get("target", "predicted")
     logger.info("%s: LRP of %d test cases (%s), rules %s, zero_params %s, explaining the %s logit", setting,
                 len(ds.subjects), model_path, resolve_layer_rules_summary(model, cfg), cfg.zero_params,
                 {"predicted": "predicted class's", "margin": "'reduced' - 'normal' (log-odds)"}.get(target, f"{target!r}"))
     result = explain_setting(model, ds.x, ds.subjects, labels, predicted, setting, grid, box_mm, cfg, out_dir,
-                             target=target,
-                             putamen=putamen, batch_size=batch_size, device=device, select_by=select_by)
+                             target=target, batch_size=batch_size, device=device)
     write_tsv(result, Path(out_dir) / "relevance.tsv")
     return result
 

@@ -18,7 +18,7 @@ from ..io import InputError, load_nifti, read_tsv, save_nifti, write_json, write
 
 logger = logging.getLogger(__name__)
 
-RELEVANCE_COLUMNS = ["subject", "label", "predicted", "outcome", "putamen_relevance"]
+RELEVANCE_COLUMNS = ["subject", "label", "predicted", "outcome"]
 
 
 def read_relevance(folder, grid: Grid):
@@ -82,16 +82,35 @@ def run_find_clusters(heat_path, atlas, grid: Grid, box_mm, out_nii, out_tsv, pe
 
 
 def run_companion(relevance_dir, mean_tn_path, mean_tp_path, atlas, grid: Grid, out_table, out_summary,
-                  out_histogram, out_panel):
-    """S2: putamen relevance per case, sign classifier, inconsistent maps, histogram and misclassified panel."""
+                  out_histogram, out_panel, *, images_npy, table_tsv, setting: str = "full", box_mm=None,
+                  margin_mm: float = 6.0, hottest_ml: float = 4.0, select_by: str = "image"):
+    """S2: putamen relevance per case, sign classifier, inconsistent maps, histogram and misclassified panel.
+
+    The putamen relevance of a case is the mean of its map over the hottest voxels of the large
+    ipsilateral putamen ROI (``quantify.putamen_margin_mm``, ``quantify.hottest_volume_ml``),
+    the voxels chosen by ``select_by`` (``group.putamen_select``: the test image's values, as the
+    SBR analysis does, or the relevance): :func:`.companion.putamen_relevance`. ``images_npy`` /
+    ``table_tsv`` are the setting's test images (the rows of the maps' table).
+    """
     import pandas as pd
 
-    from .companion import inconsistent_maps, plot_histogram, plot_misclassified, sign_classification
+    from ..dataset import to_full
+    from ..model.train import load_dataset
+    from ..preprocess.sbr import n_hottest
+    from .companion import (inconsistent_maps, plot_histogram, plot_misclassified, putamen_relevance, putamen_roi,
+                            sign_classification)
     from .figures import striatum_z
 
     table, load = read_relevance(relevance_dir, grid)
-    if table["putamen_relevance"].isna().any():
-        raise InputError(f"{relevance_dir}/relevance.tsv: putamen_relevance is missing for some cases")
+    ds = load_dataset(images_npy, table_tsv)
+    rows = {s: k for k, s in enumerate(ds.subjects)}
+    missing = [s for s in table["subject"] if s not in rows]
+    if missing:
+        raise InputError(f"{table_tsv}: no test image for mapped subject(s) {missing[:5]}")
+    roi, n = putamen_roi(atlas, margin_mm), n_hottest(hottest_ml, grid.voxel_ml)
+    table["putamen_relevance"] = [
+        putamen_relevance(load(s), to_full(np.asarray(ds.x[rows[s]]), setting, grid, box_mm), roi, n, select_by)
+        for s in table["subject"]]
     mis = inconsistent_maps(table)
     out = table[["subject", "label", "predicted", "outcome", "putamen_relevance"]].copy()
     out["sign_predicted"] = np.where(out["putamen_relevance"] > 0, "reduced", "normal")
