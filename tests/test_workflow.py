@@ -174,6 +174,16 @@ def test_one_settings_training_change_reruns_that_setting_only(tiny_run, tmp_pat
     assert not {"build_dataset", "split_cohort", "stack_scaled_images"} & set(per_rule), sorted(per_rule)
 
 
+def test_putamen_selection_reruns_the_companion_analysis_only(tiny_run, tmp_path):
+    """group.putamen_select (S2's putamen relevance) is read by the companion analysis, not by LRP."""
+    cfg = tmp_path / "override.yaml"
+    cfg.write_text("group:\n  putamen_select: relevance\n")
+    out = snakemake(tiny_run, "-n", configfiles=[cfg]).stdout
+    planned = set(re.findall(r"^\s*(?:local)?rule (\w+):$", out, re.M))
+    assert "companion_analyses" in planned
+    assert not planned & {"compute_relevance", "train_cnn", "evaluate_cnn", "group_relevance", "find_clusters"}, planned
+
+
 def test_torch_engine_normalises_like_nipype(tiny_run, tmp_path):
     """normalize.engine torch through its rule: the first batch redone on a copy, fits as the nipype run's."""
     results = tmp_path / "results"
