@@ -260,3 +260,32 @@ def test_reads_the_synthetic_camera_export(tmp_path, rotation, n_heads):
     raw = gzip.decompress(out.read_bytes()).decode("latin-1") + json.dumps(summary)
     for value in ident.values():
         assert value not in raw
+
+
+@pytest.mark.parametrize("position", ["HFS", "FFS", None])
+def test_supine_positions_are_read(tmp_path, position):
+    ds = make_nm(coded_frames(1, 12), [0.0], 30.0, "CC")
+    if position:
+        ds.PatientPosition = position
+    assert read_projections(save(ds, tmp_path / "p.dcm")).n_frames == 12
+
+
+@pytest.mark.parametrize("position", ["HFP", "FFP", "HFDR", "FFDL"])
+def test_prone_and_decubitus_positions_are_refused(tmp_path, position):
+    ds = make_nm(coded_frames(1, 12), [0.0], 30.0, "CC")
+    ds.PatientPosition = position
+    path = save(ds, tmp_path / "p.dcm")
+    with pytest.raises(InputError, match=f"{path}: PatientPosition '{position}' is not supported"):
+        read_projections(path)
+
+
+def test_a_prone_orientation_code_is_refused(tmp_path):
+    """GE writes the position as codes (recumbent + modifier), not as PatientPosition."""
+    ds = make_nm(coded_frames(1, 12), [0.0], 30.0, "CC")
+    orient, mod = Dataset(), Dataset()
+    orient.CodeValue, orient.CodingSchemeDesignator, orient.CodeMeaning = "F-10450", "99SDM", "recumbent"
+    mod.CodeValue, mod.CodingSchemeDesignator, mod.CodeMeaning = "F-10310", "99SDM", "prone"
+    orient.PatientOrientationModifierCodeSequence = Sequence([mod])
+    ds.PatientOrientationCodeSequence = Sequence([orient])
+    with pytest.raises(InputError, match="patient orientation 'prone'"):
+        read_projections(save(ds, tmp_path / "p.dcm"))

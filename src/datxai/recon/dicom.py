@@ -292,6 +292,31 @@ def open_nm(path: Path):
     return ds
 
 
+SUPPORTED_POSITIONS = ("HFS", "FFS")
+
+
+def _check_patient_position(ds, path) -> None:
+    """Refuse a patient position the reconstruction has not been tested for.
+
+    DICOM PS3.3 defines StartAngle relative to the patient (zero at the patient's back,
+    counter-clockwise seen from the patient's feet), so head-first and feet-first supine
+    acquisitions (PatientPosition HFS / FFS; or, as GE writes it, PatientOrientationCodeSequence
+    'recumbent' with the modifier 'supine' and PatientGantryRelationshipCodeSequence
+    'headfirst' / 'feet-first') need no change. Prone and decubitus positions are refused
+    by name until a real file of each has been checked.
+    """
+    position = str(ds.get("PatientPosition", "") or "").strip().upper()
+    if position and position not in SUPPORTED_POSITIONS:
+        raise InputError(f"{path}: PatientPosition {position!r} is not supported (only head-first or feet-first "
+                         f"supine: {', '.join(SUPPORTED_POSITIONS)})")
+    for item in ds.get("PatientOrientationCodeSequence") or []:
+        for mod in item.get("PatientOrientationModifierCodeSequence") or []:
+            meaning = str(mod.get("CodeMeaning", "") or "").strip().lower()
+            if meaning and meaning != "supine":
+                raise InputError(f"{path}: patient orientation {meaning!r} (PatientOrientationModifierCodeSequence) "
+                                 "is not supported (only supine)")
+
+
 def read_projections(path, energy_window="auto") -> Projections:
     """Read the projections of a tomographic NM acquisition.
 
@@ -314,6 +339,7 @@ def read_projections(path, energy_window="auto") -> Projections:
     if len(image_type) >= 3 and image_type[2] != "TOMO":
         hint = "; a reconstructed volume enters with cohort.source dicom_recon" if image_type[2] == "RECON TOMO" else ""
         raise InputError(f"{path}: ImageType {image_type[2]!r} is not a tomographic acquisition (need 'TOMO'){hint}")
+    _check_patient_position(ds, path)
 
     n_frames = _number(ds, "NumberOfFrames", path, "multi-frame projections", cast=int)
     n_rows_px = _number(ds, "Rows", path, "frame size", cast=int)
