@@ -21,7 +21,7 @@ def test_exit_path_lengths_match_a_shifted_disc(theta):
     px, py = x - cx, y - cy
     mask = px**2 + py**2 <= R**2
     t = np.deg2rad(theta)
-    pd = -px * np.sin(t) + py * np.cos(t)  # p . d(theta), d = (-sin, cos)
+    pd = -px * np.sin(t) - py * np.cos(t)  # p . d(theta), d = (-sin, -cos) (DICOM: 0 deg posterior)
     exact = (-pd + np.sqrt(np.clip(pd**2 - px**2 - py**2 + R**2, 0, None))) * vox
     got = exit_path_lengths(np.stack([mask, mask], axis=-1), theta, vox)
     assert got.shape == (n, n, 2)

@@ -182,7 +182,7 @@ def test_reconstruct_file_geometry_and_no_identifiers(tmp_path, caplog):
     for k, z in enumerate(row_positions(n_rows, bin_mm)):
         rk2 = r**2 - (z - z0) ** 2
         if rk2 > 0:
-            s0 = x0 * np.cos(np.deg2rad(theta)) + y0 * np.sin(np.deg2rad(theta))
+            s0 = x0 * np.cos(np.deg2rad(theta)) - y0 * np.sin(np.deg2rad(theta))  # along u(theta) (DICOM)
             frames[:, :, k, :] = 2 * np.sqrt(np.clip(rk2 - (s[None, None] - s0[..., None]) ** 2, 0, None))
     counts = np.round(frames * 50).astype(np.uint16)  # 50 counts per mm of path, slope brings it back
     dcm = save(make_nm(counts, starts, step, "CW", bin_mm=bin_mm, slope=0.02), tmp_path / "sub.dcm")
@@ -243,7 +243,7 @@ def test_reads_the_synthetic_camera_export(tmp_path, rotation, n_heads):
     theta = np.deg2rad(cam.angles_deg())[:, None]
     s = bin_positions(cam.n_bins, cam.bin_mm)[None, :]
     x0, y0 = 15.0, -25.0  # a rod along z, off centre
-    sino = 2 * np.sqrt(np.clip(12.0**2 - (s - x0 * np.cos(theta) - y0 * np.sin(theta)) ** 2, 0, None))
+    sino = 2 * np.sqrt(np.clip(12.0**2 - (s - x0 * np.cos(theta) + y0 * np.sin(theta)) ** 2, 0, None))  # s along u(theta)
     counts = np.round(10 * np.repeat(sino[:, None, :], cam.n_rows, axis=1)).astype(np.int64)
     ident = sim.fake_identity(1, "sub-0001", 70, "F")
     path = sim.write_nm(tmp_path / "sub-0001.dcm", counts, cam, "sub-0001", ident, 1, 70, "F", 150.0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from datxai.geometry import bin_positions, native_affine, row_positions
+from datxai.geometry import bin_positions, native_affine, radon_angles, row_positions
 from datxai.recon.fbp import angle_weights, fbp, fourier_filter, frequency_scaling, padded_length, reconstruct_frames
 
 iradon = pytest.importorskip("skimage.transform").iradon
@@ -190,7 +190,8 @@ def test_reconstruct_frames_native_orientation():
     for k, zr in enumerate(z):
         rk2 = r**2 - (zr - z0) ** 2  # sphere section at this row
         if rk2 > 0:
-            frames[:, k, :] = disc_sinogram(theta, n_bins, bin_mm, np.sqrt(rk2), (x0, y0))
+            # DICOM angles: the line integrals along x cos(theta) - y sin(theta) = s (geometry)
+            frames[:, k, :] = disc_sinogram(radon_angles(theta), n_bins, bin_mm, np.sqrt(rk2), (x0, y0))
     frames = np.stack([frames, 2 * frames])
     vol = reconstruct_frames(frames, theta, bin_mm, filter_name="ram-lak", cutoff_cycles_per_cm=None)
     assert vol.shape == (2, n_bins, n_bins, n_rows)

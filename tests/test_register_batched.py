@@ -101,7 +101,13 @@ def test_sources_of_different_shapes_are_batched_by_shape(template, brain_points
 
 
 def test_row_subsets_and_chunks_give_the_same_numbers(template, cases, monkeypatch):
-    """The sampler's three paths (a run of rows, any rows, one row at a time) and chunking agree exactly."""
+    """The sampler's three paths (a run of rows, any rows, one row at a time) and chunking agree.
+
+    Picking rows samples the same points: the costs are equal to the bit. Chunking changes only the batch size of
+    the matrix products, whose blocking (and so summation order) is the BLAS's choice: the float64 gradient agrees
+    to 1e-12, the Hessian's outer product ``o o^T`` (float32, then widened) to float32 rounding (measured 2e-5
+    relative at most on the cases; 1e-4 allowed); a wrong row or point would differ at order 1.
+    """
     from datxai.register.affine import centre_of_mass_start, global_mean, level_points, spm_imatrix
 
     _, sources = cases
@@ -119,9 +125,9 @@ def test_row_subsets_and_chunks_give_the_same_numbers(template, cases, monkeypat
     lin_chunked = prob.linearise([0, 1, 2, 3], params, scales)
     np.testing.assert_array_equal(prob.costs([0, 1, 2, 3], params, scales), every)
     for (c1, g1, h1), (c2, g2, h2) in zip(lin_all, lin_chunked):
-        assert c1 == c2
-        np.testing.assert_array_equal(g1, g2)
-        np.testing.assert_array_equal(h1, h2)
+        assert c1 == pytest.approx(c2, rel=1e-12)
+        np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-12 * np.abs(g1).max())
+        np.testing.assert_allclose(h1, h2, rtol=1e-4, atol=1e-6 * np.abs(h1).max())
     # an invalid parameter set (zero zoom) costs inf and has no samples, as in the numpy version
     bad = params[0].copy()
     bad[6] = 0.0

@@ -66,7 +66,8 @@ def test_point_source_lands_where_geometry_says():
         s_centroid = (frame.sum(axis=0) * s_pos).sum() / frame.sum()
         z_centroid = (frame.sum(axis=1) * z_pos).sum() / frame.sum()
         # a symmetric blob sampled trilinearly: centroid bias well below a tenth of a 4 mm bin
-        assert s_centroid == pytest.approx(n[0] * np.cos(t) + n[1] * np.sin(t), abs=0.3)
+        # DICOM: bins run along u(theta) = (cos, -sin) in RAS (0 deg: detector behind the patient)
+        assert s_centroid == pytest.approx(n[0] * np.cos(t) - n[1] * np.sin(t), abs=0.3)
         assert z_centroid == pytest.approx(n[2], abs=0.3)
 
 
@@ -94,8 +95,9 @@ def test_attenuation_of_a_point_source_is_exp_minus_mu_d():
     assert np.allclose(cam.angles_deg(), [0, 90, 180, 270])
     free = project(src, grid, cam, blur=False).sum(axis=(1, 2))
     att = project(src, grid, cam, head=head, blur=False).sum(axis=(1, 2))
-    # photons leave towards d(theta) = (-sin, cos): anterior (+y) at 0, -x at 90, -y at 180, +x at 270
-    depth = np.array([a - y0, np.sqrt(a**2 - y0**2), a + y0, np.sqrt(a**2 - y0**2)])
+    # photons leave towards d(theta) = (-sin, -cos) (DICOM): posterior (-y) at 0, the patient's left
+    # (-x) at 90, anterior (+y) at 180, right (+x) at 270; the source sits 20 mm anterior
+    depth = np.array([a + y0, np.sqrt(a**2 - y0**2), a - y0, np.sqrt(a**2 - y0**2)])
     # the rim of the cylinder is resolved to ~0.5 mm -> mu * 0.5 mm = 0.6 % ; the 1.5 mm blob adds < 0.1 %
     np.testing.assert_allclose(att / free, np.exp(-mu_cm / 10 * depth), rtol=0.015)
 
@@ -118,7 +120,7 @@ def test_collimator_blur_grows_with_distance_as_configured():
     src = _blob(grid, (0.0, y0, 0.0), 1.0)
     cam = _ideal(n_bins=64, bin_mm=2.0, n_views=2, n_heads=2, rotation="CW",
                  collimator_fwhm_mm=10.0, collimator_fwhm_slope=0.04, radius_mm=150.0)
-    p = project(src, grid, cam)  # view 0 at 0 deg (detector anterior, 110 mm away), view 1 at 180 deg (190 mm)
+    p = project(src, grid, cam)  # view 0 at 0 deg (detector posterior, 190 mm away), view 1 at 180 deg (110 mm)
     s = geometry.bin_positions(cam.n_bins, cam.bin_mm)
     z = geometry.row_positions(cam.n_rows, cam.bin_mm)
 
@@ -130,7 +132,7 @@ def test_collimator_blur_grows_with_distance_as_configured():
 
     sig = cam.fwhm_mm(np.array([150.0 - y0, 150.0 + y0])) / FWHM_PER_SIGMA
     np.testing.assert_allclose(cam.fwhm_mm([110.0, 190.0]), [10.4, 13.6])
-    v0, v1 = variances(p[0]), variances(p[1])
+    v0, v1 = variances(p[1]), variances(p[0])  # near (110 mm), far (190 mm)
     # the blob, the anti-alias filter and the bin width add the same variance to both views: the
     # difference is the collimator's alone (2 % covers the tails cut at the detector edge)
     np.testing.assert_allclose(v1 - v0, sig[1] ** 2 - sig[0] ** 2, rtol=0.02)

@@ -1,32 +1,66 @@
-"""Camera (native) geometry shared by the simulator's projector and the reconstruction.
+"""Camera (native) geometry of NM tomographic projections, as DICOM PS3.3 defines it.
+
+One definition, used by the simulator's projector and DICOM writer and by the
+reader and the reconstruction.
+
+The standard (PS3.3, C.8.4.12 NM Tomo Acquisition Module and C.8.4.10 NM
+Detector Module, paraphrased)
+-----------------------------------------------------------------------------
+* Start Angle (0054,0200): where the detector is, about the patient, at the
+  start of a rotation, in degrees. **0 degrees is at the patient's back.** Seen
+  from the patient's feet the angle grows **counter-clockwise**: the detector
+  normal turns from the patient's back towards the patient's **left** side.
+  The angle is relative to the patient, not to the gantry, so a head-first and
+  a feet-first supine acquisition read alike.
+* Rotation Direction (0018,1140): ``CW`` = decreasing angle, ``CC`` =
+  increasing angle; Angular Step (0018,1144) is positive, so view ``k`` of a
+  head sits at ``start -/+ k * step``.
+* Image Orientation / Position (Patient) (0020,0037 / 0020,0032) of a
+  detector (DetectorInformationSequence) describe its first frame in patient
+  LPS (x to the patient's left, y posterior, z head; C.7.6.2.1.1): the
+  direction of increasing column, of increasing row, and the centre of the
+  first pixel.
 
 Native space
 ------------
-The reconstruction frame of a parallel-hole SPECT camera. Arrays are
-``(nx, ny, nz) = (n_bins, n_bins, n_rows)`` of isotropic ``bin_mm`` voxels,
-RAS+ (x: patient left -> right, y: posterior -> anterior, z: inferior ->
-superior; patient supine, head first), with the centre of rotation at the
-array centre = (0, 0, 0) mm. See :func:`native_affine`.
+The reconstruction frame: arrays ``(nx, ny, nz) = (n_bins, n_bins, n_rows)`` of
+isotropic ``bin_mm`` voxels, RAS+ (x: towards the patient's right, y: anterior,
+z: superior), the rotation axis through the array centre at x = y = 0.
+Along z the volume sits where the header puts the first row (the detector's
+ImagePositionPatient), or centred on z = 0 when the header has none
+(:func:`native_affine`).
 
 Projections
 -----------
-A frame is a 2-D array ``(n_rows, n_bins)`` as stored in DICOM (row 0 is the
-superior end). For projection angle ``theta`` (degrees):
+A frame is a 2-D array ``(n_rows, n_bins)`` as stored in DICOM. In RAS (x, y)
+the detector at angle ``theta`` lies in the direction
 
-    p[r, b] = integral of f(x, y, z_r) along the line  x cos(theta) + y sin(theta) = s_b
+    d(theta) = (-sin theta, -cos theta)        (0: posterior, 90: patient's left)
 
-with ``s_b = (b - (n_bins - 1) / 2) * bin_mm`` and
-``z_r = ((n_rows - 1) / 2 - r) * bin_mm``. The detector at ``theta`` faces the
-patient from the direction ``d(theta) = (-sin(theta), cos(theta))``: at
-``theta = 0`` it is anterior. Photons travel from the emission point towards
-``+d(theta)``; attenuation is integrated along that half line, and the distance
-to the collimator face is ``radius_mm - (x, y) . d(theta)``.
+and the detector's bins run along
+
+    u(theta) = (cos theta, -sin theta)         (LPS: (-cos theta, sin theta, 0))
+
+(the pair turns rigidly by ``-theta`` in RAS, i.e. counter-clockwise as seen
+from the feet); rows run inferiorly (LPS column direction (0, 0, -1): row 0 is
+the superior end). This is what real cameras write (the GE Discovery 670 files
+of ``shared/real_nm``: ImageOrientationPatient row (-1, 0.003, 0) at 0.16
+degrees, (1, -0.003, 0) at 180.16 degrees, column (0, 0, -1)). Then
+
+    p[r, b] = integral of f(x, y, z_r) along the line  x cos(theta) - y sin(theta) = s_b
+
+with ``s_b = (b - (n_bins - 1) / 2) * bin_mm`` (the centre of rotation at the
+frame centre) and ``z_r = z_0 - r * bin_mm``. Photons reach the detector
+travelling towards ``+d(theta)``; attenuation is integrated along that half
+line, and the distance to the collimator face is
+``radius_mm - (x, y) . d(theta)``. In the usual parallel-beam (Radon)
+convention ``x cos(alpha) + y sin(alpha) = s`` the same line integral has
+``alpha = -theta`` (:func:`radon_angles`).
 
 Angles from DICOM
 -----------------
 Frames are ordered by detector, then by angle. Detector ``h`` (0-based) starts
-at ``start_angle[h]`` and steps by ``step`` degrees per view; ``theta`` grows
-for ``RotationDirection == 'CC'`` and falls for ``'CW'``:
+at ``start_angle[h]`` and steps by ``step`` degrees per view:
 ``theta = start_angle[h] + sign * k * step`` with ``sign = +1 (CC) / -1 (CW)``.
 
 Pose (synthetic truth)
@@ -40,10 +74,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def native_affine(n_bins: int, n_rows: int, bin_mm: float) -> np.ndarray:
-    """4x4 voxel-to-mm affine of a native volume of shape ``(n_bins, n_bins, n_rows)``."""
+def native_affine(n_bins: int, n_rows: int, bin_mm: float, first_row_z_mm: float | None = None) -> np.ndarray:
+    """4x4 voxel-to-mm (RAS) affine of a native volume of shape ``(n_bins, n_bins, n_rows)``.
+
+    Axis 2 runs inferior -> superior, so its last slice is projection row 0, at
+    ``first_row_z_mm`` (the detector's ImagePositionPatient z); ``None`` centres
+    the rows on z = 0 (the simulator's frame, and headers without a position).
+    """
     a = np.diag([bin_mm, bin_mm, bin_mm, 1.0])
     a[:3, 3] = -bin_mm * (np.array([n_bins, n_bins, n_rows]) - 1) / 2.0
+    if first_row_z_mm is not None:
+        a[2, 3] = float(first_row_z_mm) - bin_mm * (n_rows - 1)
     return a
 
 
@@ -67,9 +108,35 @@ def frame_angles(start_angles_deg, step_deg: float, views_per_head: int, directi
 
 
 def detector_direction(theta_deg) -> np.ndarray:
-    """Unit vector(s) ``(..., 2)`` in the (x, y) plane pointing from the patient to the detector."""
+    """``d(theta)``: unit vector(s) ``(..., 2)`` in RAS (x, y) from the rotation axis towards the detector."""
     t = np.deg2rad(np.asarray(theta_deg, dtype=float))
-    return np.stack([-np.sin(t), np.cos(t)], axis=-1)
+    return np.stack([-np.sin(t), -np.cos(t)], axis=-1)
+
+
+def bin_direction(theta_deg) -> np.ndarray:
+    """``u(theta)``: unit vector(s) ``(..., 2)`` in RAS (x, y) along which the detector's bin index grows."""
+    t = np.deg2rad(np.asarray(theta_deg, dtype=float))
+    return np.stack([np.cos(t), -np.sin(t)], axis=-1)
+
+
+def bin_direction_lps(theta_deg) -> np.ndarray:
+    """``u(theta)`` in DICOM patient LPS ``(..., 3)``: a detector's ImageOrientationPatient row direction."""
+    t = np.deg2rad(np.asarray(theta_deg, dtype=float))
+    return np.stack([-np.cos(t), np.sin(t), np.zeros_like(t)], axis=-1)
+
+
+ROW_DIRECTION_LPS = np.array([0.0, 0.0, -1.0])
+"""The ImageOrientationPatient column direction of a projection frame: rows run towards the feet."""
+
+
+def radon_angles(theta_deg) -> np.ndarray:
+    """Angles ``alpha = -theta`` (degrees, in [0, 360)) of the line integrals in the Radon convention.
+
+    ``p(theta, s)`` integrates along ``x cos(theta) - y sin(theta) = s`` (this
+    module's definition), which is ``x cos(alpha) + y sin(alpha) = s``: the form
+    :func:`datxai.recon.fbp.fbp` and ``skimage.transform.iradon`` take.
+    """
+    return np.mod(-np.asarray(theta_deg, dtype=float), 360.0)
 
 
 def rigid_affine(rotation_deg, translation_mm, scale=1.0) -> np.ndarray:

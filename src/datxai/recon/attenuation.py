@@ -6,7 +6,7 @@ Each voxel of the uncorrected FBP image is multiplied by
 
 where ``L_theta`` is the length (mm) of body between the voxel and the body
 outline along the direction the photon travels towards the detector at
-``theta``, ``d(theta) = (-sin theta, cos theta)`` (:mod:`datxai.geometry`),
+``theta``, ``d(theta) = (-sin theta, -cos theta)`` (:mod:`datxai.geometry`),
 and ``M`` directions are spread uniformly over 360 degrees. The body outline
 is a threshold of the uncorrected image (filled per slice, largest component);
 attenuation is assumed uniform inside it. The paper used no correction; this
@@ -19,6 +19,8 @@ import logging
 
 import numpy as np
 from scipy import ndimage
+
+from ..geometry import bin_direction, detector_direction
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,8 @@ def exit_path_lengths(mask: np.ndarray, theta_deg: float, voxel_mm: float) -> np
     if squeeze:
         m = m[..., None]
     nx, ny, nz = m.shape
-    t = np.deg2rad(theta_deg)
-    d = np.array([-np.sin(t), np.cos(t)])  # towards the detector
-    e = np.array([np.cos(t), np.sin(t)])  # along the detector (s axis)
+    d = detector_direction(theta_deg)  # towards the detector
+    e = bin_direction(theta_deg)  # along the detector (s axis)
     cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
     h = 1.0  # sampling step of the rotated grid, in voxels
     half = 0.5 * np.hypot(nx, ny) + 1.0

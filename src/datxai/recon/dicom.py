@@ -22,7 +22,13 @@ index, by ``EnergyWindowName``, or ``auto``: the window whose range holds the ma
 photopeak of the radionuclide named in the header (``RadionuclideCodeSequence``,
 ``Radiopharmaceutical`` or ``RadionuclideHalfLife``; I-123: 159 keV).
 
-The angle of each frame follows :func:`datxai.geometry.frame_angles`.
+The angle of each frame follows :func:`datxai.geometry.frame_angles` (DICOM PS3.3:
+0 degrees at the patient's back, counter-clockwise seen from the feet). Where a
+detector carries a physical ``ImageOrientationPatient`` (rows along the patient's
+long axis), it must agree with its start angle; frames stored with the columns
+reversed or the rows running from the feet are turned to the standard's frame,
+and its ``ImagePositionPatient`` places the rows along z
+(:func:`_detector_orientation`).
 Anything that cannot be interpreted raises :class:`datxai.io.InputError`
 naming the file.
 """
@@ -35,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import frame_angles
+from ..geometry import ROW_DIRECTION_LPS, bin_direction_lps, frame_angles
 from ..io import InputError
 
 log = logging.getLogger(__name__)
@@ -65,6 +71,12 @@ class Projections:
         Start angle of each head.
     step_deg : float
     direction : ``'CW'`` or ``'CC'``
+    energy_window : the chosen window (:func:`select_energy_window`).
+    first_row_z_mm : float or None
+        Patient z (mm; LPS and RAS agree) of the superior row, from the
+        detector's ImagePositionPatient; None when the header has none.
+    orientation : tuple of str
+        Per detector, what its frame orientation was taken from (for the log).
     """
 
     frames: np.ndarray
@@ -77,6 +89,8 @@ class Projections:
     step_deg: float
     direction: str
     energy_window: dict | None = None
+    first_row_z_mm: float | None = None
+    orientation: tuple = ()
 
     @property
     def n_frames(self) -> int:
@@ -103,6 +117,8 @@ class Projections:
             "step_deg": self.step_deg,
             "direction": self.direction,
             "energy_window": self.energy_window,
+            "first_row_z_mm": self.first_row_z_mm,
+            "orientation": list(self.orientation),
             "total_counts": float(self.frames.sum(dtype=np.float64)),
         }
 
@@ -317,6 +333,54 @@ def _check_patient_position(ds, path) -> None:
                                  "is not supported (only supine)")
 
 
+def _detector_orientation(det, start_deg: float, n_rows: int, row_mm: float, path, h: int):
+    """How detector ``h``'s frames lie, from its ImageOrientationPatient / ImagePositionPatient.
+
+    Returns ``(flip_bins, flip_rows, first_row_z_mm, how)``: whether the stored
+    columns run against ``u(start)`` and the rows from the feet (both are turned
+    to the standard's frame), the patient z (mm) of the superior row, and a word
+    for the log. A detector without a physical orientation (absent, or a
+    placeholder whose column direction is not the patient's long axis, such as
+    the identity ``1\\0\\0\\0\\1\\0``) follows the StartAngle alone.
+    An orientation along the long axis whose row direction is not ``+-u(start)``
+    contradicts the angle and is refused.
+    """
+    where = f"DetectorInformationSequence[{h}]"
+    iop = det.get("ImageOrientationPatient") if det is not None else None
+    try:
+        v = np.asarray([float(x) for x in iop], float) if iop is not None else None
+    except (TypeError, ValueError):
+        v = None
+    if v is None or v.size != 6 or not np.all(np.isfinite(v)) or min(np.linalg.norm(v[:3]), np.linalg.norm(v[3:])) < 0.5:
+        return False, False, None, "StartAngle (no detector orientation)"
+    row, col = v[:3] / np.linalg.norm(v[:3]), v[3:] / np.linalg.norm(v[3:])
+    along_z = float(np.dot(col, ROW_DIRECTION_LPS))
+    if abs(along_z) < 0.99:
+        log.warning("%s: %s ImageOrientationPatient %s is not a projection frame's orientation (rows not along the "
+                    "patient's long axis); following StartAngle %g deg alone", Path(path).name, where,
+                    [round(x, 4) for x in v], start_deg)
+        return False, False, None, "StartAngle (placeholder orientation ignored)"
+    u = bin_direction_lps(start_deg)
+    along_u = float(np.dot(row, u))
+    if abs(along_u) < 0.99:
+        raise InputError(
+            f"{path}: {where} ImageOrientationPatient row direction {[round(x, 4) for x in row]} disagrees with "
+            f"its StartAngle {start_deg:g} deg: DICOM PS3.3 puts 0 deg at the patient's back, counter-clockwise seen "
+            f"from the feet, so the detector's columns should run along +-{[round(x, 4) for x in u]} (LPS)")
+    flip_bins, flip_rows = along_u < 0, along_z < 0
+    z_first = None
+    ipp = det.get("ImagePositionPatient")
+    try:
+        pos = [float(x) for x in ipp] if ipp is not None else None
+    except (TypeError, ValueError):
+        pos = None
+    if pos is not None and len(pos) == 3 and np.all(np.isfinite(pos)):
+        z_first = pos[2] + (n_rows - 1) * row_mm if flip_rows else pos[2]
+    how = "ImageOrientationPatient" + (" (columns reversed)" if flip_bins else "") + (
+        " (rows from the feet)" if flip_rows else "")
+    return flip_bins, flip_rows, z_first, how
+
+
 def read_projections(path, energy_window="auto") -> Projections:
     """Read the projections of a tomographic NM acquisition.
 
@@ -441,6 +505,19 @@ def read_projections(path, energy_window="auto") -> Projections:
     intercept = _number(ds, "RescaleIntercept", path, "", required=False)
     frames = pixels[order].astype(np.float64)
     frames = frames * (1.0 if slope is None else slope) + (0.0 if intercept is None else intercept)
+    orient = [_detector_orientation(det_seq[h] if h < len(det_seq) else None, start_angles[h], n_rows_px, row_mm,
+                                    path, h) for h in range(n_heads)]
+    for h, (flip_bins, flip_rows, _, _) in enumerate(orient):
+        head = frames[h * views:(h + 1) * views]
+        if flip_bins:
+            head = head[:, :, ::-1]
+        if flip_rows:
+            head = head[:, ::-1, :]
+        frames[h * views:(h + 1) * views] = head.copy()
+    z_first = [o[2] for o in orient if o[2] is not None]
+    if len(z_first) > 1 and max(z_first) - min(z_first) > 0.5 * row_mm:
+        log.warning("%s: the detectors' first rows lie at different z (%s mm); using detector 1's", path.name,
+                    [round(z, 2) for z in z_first])
     if not np.all(np.isfinite(frames)):
         raise InputError(f"{path}: projections contain NaN or Inf after rescaling")
     if frames.min() < 0:
@@ -457,13 +534,15 @@ def read_projections(path, energy_window="auto") -> Projections:
         step_deg=float(step),
         direction=direction,
         energy_window=chosen,
+        first_row_z_mm=z_first[0] if z_first else None,
+        orientation=tuple(o[3] for o in orient),
     )
     log.info(
         "%s: %d frames of %d x %d (bins %.3f mm), %d head(s) x %d views, start %s deg, step %g deg %s; "
-        "energy window %d of %d (%s, %s keV; %s)",
+        "energy window %d of %d (%s, %s keV; %s); frame orientation from %s",
         path.name, proj.n_frames, proj.n_rows, proj.n_bins, proj.bin_mm, n_heads, views,
         list(proj.start_angles_deg), step, direction, chosen["index"], n_windows, chosen["name"],
-        chosen["range_kev"], chosen["selected_by"],
+        chosen["range_kev"], chosen["selected_by"], "; ".join(proj.orientation),
     )
     return proj
 

@@ -1,12 +1,15 @@
 """Filtered back-projection (parallel beam), batched over slices and subjects.
 
-Geometry (:mod:`datxai.geometry`): a sinogram ``p[..., a, b]`` holds, for the
-projection angle ``theta_a`` (degrees), the line integral (value * mm) of the
+Geometry: :func:`fbp` takes the Radon convention: a sinogram ``p[..., a, b]``
+holds, for the angle ``theta_a`` (degrees), the line integral (value * mm) of the
 slice ``f(x, y)`` along ``x cos(theta) + y sin(theta) = s_b`` with
 ``s_b = (b - (n_bins - 1) / 2) * bin_mm``. The reconstruction
 ``f[..., i, j] = f(x_i, y_j)`` lives on ``output_size`` voxels of ``bin_mm``
 per side centred on the centre of rotation (``x_i = (i - (m - 1) / 2) * bin_mm``),
 i.e. axis 0 is x (patient left -> right) and axis 1 is y (posterior -> anterior).
+:func:`reconstruct_frames` takes DICOM frames and angles (:mod:`datxai.geometry`:
+0 degrees posterior, counter-clockwise seen from the feet) and converts them
+(``alpha = -theta``, :func:`datxai.geometry.radon_angles`).
 
 The algorithm follows Kak & Slaney (1988, ch. 3) and MATLAB ``iradon``:
 
@@ -35,6 +38,8 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+
+from ..geometry import radon_angles
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +239,7 @@ def fbp(
         Line integrals in value * mm; any leading batch dimensions (slices,
         subjects). A ``torch.Tensor`` is accepted with ``backend='torch'``.
     angles_deg : ``(n_angles,)``
-        Projection angles (degrees, :mod:`datxai.geometry` convention).
+        Projection angles (degrees, Radon convention: lines ``x cos + y sin = s``; see the module docstring).
     bin_mm : float
         Detector bin size (mm); also the voxel size of the result.
     filter_name : one of :data:`FILTERS`
@@ -316,6 +321,8 @@ def reconstruct_frames(frames, angles_deg, bin_mm: float, **kwargs):
         Frames as stored in DICOM (row 0 superior), value * mm per bin; leading
         dimensions (subjects) are batched.
     angles_deg : ``(n_frames,)``
+        DICOM angle of each frame (:mod:`datxai.geometry`; converted here to the
+        Radon angles :func:`fbp` takes).
     bin_mm : float
     **kwargs : passed to :func:`fbp`.
 
@@ -332,7 +339,7 @@ def reconstruct_frames(frames, angles_deg, bin_mm: float, **kwargs):
         sino = frames.movedim(-2, -3)
     else:
         sino = np.moveaxis(np.asarray(frames), -2, -3)
-    vol = fbp(sino, angles_deg, bin_mm, **kwargs)  # (..., n_rows, m, m)
+    vol = fbp(sino, radon_angles(angles_deg), bin_mm, **kwargs)  # (..., n_rows, m, m)
     # row 0 is superior; native z grows superior -> flip the row axis, put it last
     if hasattr(vol, "movedim"):
         return vol.flip(-3).movedim(-3, -1).contiguous()

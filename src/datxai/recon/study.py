@@ -55,7 +55,7 @@ def reconstruct_projections(proj: Projections, params: dict | None = None) -> tu
     if p["attenuation_correction"]:
         vol, _ = chang_correct(vol, proj.bin_mm, p["mu_per_cm"], threshold=p["body_threshold"])
     m = vol.shape[0]
-    return vol.astype(np.float32), native_affine(m, proj.n_rows, proj.bin_mm)
+    return vol.astype(np.float32), native_affine(m, proj.n_rows, proj.bin_mm, proj.first_row_z_mm)
 
 
 def reconstruct_file(dicom_path, out_path, params: dict | None = None) -> dict:

@@ -3,10 +3,11 @@
 For every view angle ``theta`` the MNI-space activity is resampled (one
 trilinear ``affine_transform``; the pose and the view rotation composed) onto
 a *view grid* ``(bin b, depth k, row r)`` whose mm coordinates are ``s_b``
-(detector bin), ``t_k`` (depth along the detector direction ``d(theta)``,
-towards the detector) and ``z_r`` (row; row 0 superior), i.e. native::
+(detector bin, along ``u(theta)``), ``t_k`` (depth along the detector
+direction ``d(theta)``, towards the detector) and ``z_r`` (row; row 0
+superior), i.e. native RAS (DICOM's angle: 0 posterior, 90 the patient's left)::
 
-    x = s cos(theta) - t sin(theta),   y = s sin(theta) + t cos(theta),   z = z_r
+    x = s cos(theta) - t sin(theta),   y = -s sin(theta) - t cos(theta),   z = z_r
 
 Per view:
 
@@ -52,12 +53,15 @@ class Camera:
     collimator_fwhm_slope: float = 0.04
     radius_mm: float = 150.0
     mu_per_cm: float = 0.11
+    start_angle_deg: float = 0.0
 
     def __post_init__(self):
         if self.n_views % self.n_heads:
             raise ValueError(f"simulate.camera.n_views ({self.n_views}) must be a multiple of n_heads ({self.n_heads})")
         if self.rotation not in ("CW", "CC"):
             raise ValueError(f"simulate.camera.rotation must be 'CW' or 'CC', got {self.rotation!r}")
+        if not 0.0 <= self.start_angle_deg < 360.0:
+            raise ValueError(f"simulate.camera.start_angle_deg must be in [0, 360), got {self.start_angle_deg}")
         if not (self.n_bins > 1 and self.bin_mm > 0 and self.radius_mm > 0):
             raise ValueError(f"bad camera geometry: {self}")
 
@@ -81,8 +85,8 @@ class Camera:
 
     @property
     def start_angles_deg(self) -> list[float]:
-        """Start angle of each head (degrees): heads evenly spaced, head 1 at 0 (anterior)."""
-        return [h * 360.0 / self.n_heads for h in range(self.n_heads)]
+        """DICOM StartAngle of each head (degrees): head 1 at ``start_angle_deg`` (0: the patient's back), the rest evenly spaced."""
+        return [(self.start_angle_deg + h * 360.0 / self.n_heads) % 360.0 for h in range(self.n_heads)]
 
     def angles_deg(self) -> np.ndarray:
         """Angle of every frame (detector, then view), as :func:`geometry.frame_angles` reads it back."""
@@ -167,8 +171,9 @@ def _rotation_weights(theta_deg: float, n_bins: int, h: float, start: int, stop:
     pos = geometry.bin_positions(n_bins, h)[start:stop]
     c, s = np.cos(np.deg2rad(theta_deg)), np.sin(np.deg2rad(theta_deg))
     ss, tt = np.meshgrid(pos, pos, indexing="ij")  # (b, k)
+    # x = s u_x + t d_x, y = s u_y + t d_y with u = (cos, -sin), d = (-sin, -cos) (geometry)
     fx = (c * ss - s * tt - pos[0]) / h + 1.0  # +1: the zero padding
-    fy = (s * ss + c * tt - pos[0]) / h + 1.0
+    fy = (-s * ss - c * tt - pos[0]) / h + 1.0
     n = pos.size + 2
     ok = (fx >= 0) & (fx <= n - 1) & (fy >= 0) & (fy <= n - 1)
     ix, iy = np.clip(np.floor(fx), 0, n - 2).astype(np.intp), np.clip(np.floor(fy), 0, n - 2).astype(np.intp)

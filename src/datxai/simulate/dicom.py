@@ -60,6 +60,12 @@ def _uid(seed: int, subject: str, what: str) -> str:
     return generate_uid(prefix=UID_ROOT, entropy_srcs=[str(seed), subject, what])
 
 
+def _ds(value: float) -> str:
+    """A decimal string (DS, at most 16 characters) of ``value``; -0 written as 0."""
+    v = round(float(value), 6)
+    return f"{v + 0.0:.10g}"[:16]
+
+
 def _age_string(age: int) -> str:
     return f"{int(age):03d}Y"
 
@@ -173,8 +179,13 @@ def write_nm(path, counts: np.ndarray, camera, subject: str, identity: dict, see
         det.FieldOfViewDimensions = [int(round(nb * camera.bin_mm)), int(round(nr * camera.bin_mm))]
         det.StartAngle = f"{start:g}"
         det.RadialPosition = [f"{camera.radius_mm:g}"] * vph
-        det.ImagePositionPatient = ["0", "0", "0"]
-        det.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+        # the detector's first frame in patient LPS, as cameras write it (geometry): columns along u(start),
+        # rows towards the feet; position: the first pixel's centre in the plane through the rotation axis
+        row_dir = geometry.bin_direction_lps(start)
+        first = geometry.bin_positions(nb, camera.bin_mm)[0] * row_dir
+        first[2] = geometry.row_positions(nr, camera.bin_mm)[0]
+        det.ImageOrientationPatient = [_ds(v) for v in (*row_dir, *geometry.ROW_DIRECTION_LPS)]
+        det.ImagePositionPatient = [_ds(v) for v in first]
         detectors.append(det)
     ds.DetectorInformationSequence = Sequence(detectors)
 
