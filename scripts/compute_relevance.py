@@ -17,5 +17,6 @@ pin_cpu_numerics(**sm.params.numerics)  # before any torch computation
 grid = Grid.from_config(sm.params.grid)
 run_compute_relevance(
     sm.input.model, sm.input.images, sm.input.table, sm.input.predictions, sm.output.maps, sm.wildcards.setting,
-    grid, sm.params.box_mm, explain=sm.params.explain, batch_size=sm.params.batch_size, device=sm.params.device,
+    grid, sm.params.box_mm, explain=sm.params.explain, batch_size=sm.config["explain"]["batch_size"],
+    device=sm.params.device,
 )

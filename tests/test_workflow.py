@@ -174,6 +174,74 @@ def test_one_settings_training_change_reruns_that_setting_only(tiny_run, tmp_pat
     assert not {"build_dataset", "split_cohort", "stack_scaled_images"} & set(per_rule), sorted(per_rule)
 
 
+# The rerun matrix: for each config key, the rules a dry run schedules on the finished tiny run -- the minimal set,
+# as README's "Rerunning after a change" lists it. Per-setting rules carry the settings that rerun; batch rules
+# (<stage>_bNNN) count under their stage. Every change also reruns `all`, `verify_inputs` and `write_provenance`
+# (provenance.json records the resolved config).
+S3, G = ("full", "nostriatum", "striatum"), ("full", "nostriatum")
+AFTER_CLUSTERS = {"find_clusters": G, "cluster_uptake": (), "compute_uptake_statistics": (), "validate_clusters": (),
+                  "plot_relevance_figures": (), "plot_stats_figures": ()}
+AFTER_MAPS = {"compute_relevance": S3, "group_relevance": S3, "companion_analyses": (), **AFTER_CLUSTERS}
+AFTER_DATASET = {"build_dataset": S3, "train_cnn": S3, "evaluate_cnn": S3, "collect_table1": (),
+                 "plot_learning_curves": (), "compare_sbr_classifier": (), **AFTER_MAPS}
+AFTER_SCALE = {"scale_and_quantify": (), "stack_scaled_images": (), "collect_sbr": (), "validate_sbr": (),
+               **AFTER_DATASET}
+AFTER_NORMALIZE = {"normalize_to_mni": (), "collect_registration": (), "validate_registration": (),
+                   "plot_normalize_qc": (), **AFTER_SCALE}
+RERUN_MATRIX = {
+    "reconstruct.cutoff_cycles_per_cm": ("reconstruct: {cutoff_cycles_per_cm: 1.0}",
+                                         {"reconstruct_spect": (), "build_template": (), **AFTER_NORMALIZE}),
+    "normalize.smooth_fwhm_mm": ("normalize: {smooth_fwhm_mm: 6.0}", {"build_template": (), **AFTER_NORMALIZE}),
+    "scale.reference_percentile": ("scale: {reference_percentile: 70}", AFTER_SCALE),
+    # the putamen ROI decides the affected side, by which every scaled image is mirrored
+    "quantify.putamen_margin_mm": ("quantify: {putamen_margin_mm: 3.0}", AFTER_SCALE),
+    "split.n_draws": ("split: {n_draws: 21}", {"split_cohort": (), **AFTER_DATASET}),
+    "train.epochs.full": ("train: {epochs: {full: 16, striatum: 15, nostriatum: 15}}",
+                          {"train_cnn": ("full",), "evaluate_cnn": ("full",), "compute_relevance": ("full",),
+                           "group_relevance": ("full",), "find_clusters": ("full",), "collect_table1": (),
+                           "plot_learning_curves": (), "companion_analyses": (), "plot_relevance_figures": (),
+                           "validate_clusters": ()}),
+    "model.fc_widths.striatum": ("model: {fc_widths: {striatum: [16, 8]}}",
+                                 {"train_cnn": ("striatum",), "evaluate_cnn": ("striatum",),
+                                  "compute_relevance": ("striatum",), "group_relevance": ("striatum",),
+                                  "collect_table1": (), "plot_learning_curves": (), "plot_relevance_figures": ()}),
+    "explain.epsilon": ("explain: {epsilon: 2.0e-4}", AFTER_MAPS),
+    "explain.target": ("explain: {target: reduced}", AFTER_MAPS),
+    "explain.batch_size": ("explain: {batch_size: 2}", {}),  # memory only
+    "group.percentile": ("group: {percentile: 90}", AFTER_CLUSTERS),
+    "group.min_cluster_ml": ("group: {min_cluster_ml: 2.0}", AFTER_CLUSTERS),
+    "group.putamen_select": ("group: {putamen_select: relevance}", {"companion_analyses": ()}),
+    "stats.ttest": ("stats: {ttest: student}", {"compute_uptake_statistics": (), "plot_stats_figures": ()}),
+    "stats.focus": ("stats: {focus: {label: Temporal_Pole, side: I}}",
+                    {"compute_uptake_statistics": (), "plot_stats_figures": ()}),
+}
+
+
+def _scheduled(out: str) -> dict:
+    """{rule (batch suffix dropped): tuple of the settings it runs for} from a dry run's job list."""
+    jobs, current = {}, None
+    for line in out.splitlines():
+        m = re.match(r"\s*(?:local)?rule (\w+):$", line)
+        if m:
+            current = jobs.setdefault(re.sub(r"_b\d{3}$", "", m.group(1)), set())
+        m = re.match(r"\s+wildcards: .*setting=(\w+)", line)
+        if m and current is not None:
+            current.add(m.group(1))
+    return {rule: tuple(sorted(settings)) for rule, settings in jobs.items()}
+
+
+@pytest.mark.parametrize("key", sorted(RERUN_MATRIX))
+def test_rerun_matrix(tiny_run, tmp_path, key):
+    """A change of ``key`` schedules exactly its minimal set of rules (README, "Rerunning after a change")."""
+    override, expected = RERUN_MATRIX[key]
+    cfg = tmp_path / "override.yaml"
+    cfg.write_text(override + "\n")
+    got = _scheduled(snakemake(tiny_run, "-n", configfiles=[cfg]).stdout)
+    want = {"all": (), "verify_inputs": (), "write_provenance": (), **expected}
+    assert got == want, f"{key}: extra {sorted(set(got) - set(want))}, missing {sorted(set(want) - set(got))}, " \
+                        f"settings differ {sorted(r for r in set(got) & set(want) if got[r] != want[r])}"
+
+
 def test_putamen_selection_reruns_the_companion_analysis_only(tiny_run, tmp_path):
     """group.putamen_select (S2's putamen relevance) is read by the companion analysis, not by LRP."""
     cfg = tmp_path / "override.yaml"

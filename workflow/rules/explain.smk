@@ -27,8 +27,9 @@ rule compute_relevance:
         gpu=1,
         runtime=lrp_runtime,
     params:
-        explain=config["explain"],
-        batch_size=config["explain"]["batch_size"],
+        # what the maps depend on; explain.batch_size (memory only: maps agree to float32 rounding,
+        # tests/test_explain_lrp.py) is read from the config by the script, so changing it reruns nothing
+        explain={k: v for k, v in config["explain"].items() if k != "batch_size"},
         device=config["explain"]["device"],
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
