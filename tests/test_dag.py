@@ -12,6 +12,7 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
+from datxai.batches import subject_batches
 from datxai.config import derive_seed, validate_config
 from datxai.register.template import select_template_subjects
 from datxai.simulate.cohort import draw_cohort, participants
@@ -65,14 +66,14 @@ def test_per_subject_stages_run_in_batches_covering_every_subject_once(dry_run, 
     jobs = _jobs(dry_run)
     assert stage not in jobs  # no rule of one job per subject
     names = sorted(r for r in jobs if r.startswith(f"{stage}_b"))
-    assert names == [f"{stage}_b{k:03d}" for k in range(-(-n // per_job))]
-    batches = []
-    for name in names:
+    expected = subject_batches([f"sub-{i:04d}" for i in range(1, n + 1)], per_job)  # by a hash of the id
+    assert names == [f"{stage}_b{k:03d}" for k in expected]
+    for name, (k, members) in zip(names, expected.items()):
         (job,) = jobs[name]  # one job per batch rule
-        batches.append(sorted({Path(p).name.split("_")[0].split(".")[0] for p in job["output"] if f"/{folder}/" in p}))
-    assert [len(b) for b in batches] == [min(per_job, n - k * per_job) for k in range(len(batches))]
-    flat = [s for b in batches for s in b]
-    assert flat == [f"sub-{i:04d}" for i in range(1, n + 1)]  # consecutive, every subject exactly once
+        got = sorted({Path(p).name.split("_")[0].split(".")[0] for p in job["output"] if f"/{folder}/" in p})
+        assert got == members, name
+    flat = sorted(s for b in expected.values() for s in b)
+    assert flat == [f"sub-{i:04d}" for i in range(1, n + 1)]  # every subject exactly once
 
 
 def test_template_depends_on_its_subjects_only(dry_run):

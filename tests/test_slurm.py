@@ -272,11 +272,14 @@ def _stage(rule: str) -> str:
 
 
 def test_per_subject_rules_run_grouped(cluster, first_run):
-    """16 subjects in batches of 4 (micro config) = 4 batch rules per stage; group-components 2: 2 jobs per group."""
+    """16 subjects in about 4 per batch (micro config) = up to 4 batch rules per stage; group-components 2: half as many
+    jobs per group."""
     _, jobs = first_run
     comps = yaml.safe_load((cluster.profile / "config.yaml").read_text())["group-components"]
+    from datxai.batches import subject_batches
+
     per_job = yaml.safe_load(CONFIGS[-1].read_text())["execution"]["subjects_per_job"]
-    n_batches = -(-16 // per_job)
+    n_batches = len(subject_batches([f"sub-{i:04d}" for i in range(1, 17)], per_job))  # non-empty batches
     rules = [_rule_of(j["comment"]) for j in jobs]
     alone = {r for r in rules if _stage(r) in PER_SUBJECT}
     assert not alone, f"batch rules were submitted as SLURM jobs of their own: {sorted(alone)}"

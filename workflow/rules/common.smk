@@ -6,6 +6,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
+from datxai.batches import subject_batches
 from datxai.config import ConfigError, validate_config
 from datxai.simulate.cohort import example_subjects
 
@@ -67,16 +68,16 @@ def _subjects():
 SUBJECTS = _subjects()
 
 # Per-subject stages (simulate, reconstruct, normalise, scale) run as batch jobs of
-# `execution.subjects_per_job` consecutive subjects: one process per batch instead
-# of one per subject (a job's start-up, mostly imports, costs ~1-2 s, more than
-# reconstructing one study), and ~50 jobs per stage for 1306 subjects instead of
+# about `execution.subjects_per_job` subjects: one process per batch instead of one
+# per subject (a job's start-up, mostly imports, costs ~1-2 s, more than
+# reconstructing one study), and ~64 jobs per stage for 1306 subjects instead of
 # 1306. Each batch is its own rule, `<stage>_b<NNN>`, because a Snakemake rule's
 # outputs must follow from its wildcards; the files per subject stay as they are.
+# A subject's batch follows from its identifier alone (datxai.batches: a hash, and
+# a power-of-two batch count), so adding a subject reruns one batch, not every
+# batch after it.
 SUBJECTS_PER_JOB = int(config["execution"]["subjects_per_job"])
-SUBJECT_BATCHES = [
-    SUBJECTS[i : i + SUBJECTS_PER_JOB]
-    for i in range(0, len(SUBJECTS), SUBJECTS_PER_JOB)
-]
+SUBJECT_BATCHES = subject_batches(SUBJECTS, SUBJECTS_PER_JOB)
 
 
 def batch_rule(stage, k):

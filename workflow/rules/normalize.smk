@@ -32,7 +32,7 @@ rule build_template:
         "../../scripts/build_template.py"
 
 
-for k, members in enumerate(SUBJECT_BATCHES):
+for k, members in SUBJECT_BATCHES.items():
 
     rule:
         """Smooth -> 12-parameter affine -> reslice to the MNI grid, for the subjects of a batch.

@@ -3,7 +3,7 @@
 # lower putamen is left (ipsilateral); then one SBR table and its QC.
 
 
-for k, members in enumerate(SUBJECT_BATCHES):
+for k, members in SUBJECT_BATCHES.items():
 
     rule:
         """Scale, quantify and mirror a batch's normalised images; an image is mirrored when its right putamen SBR is lower."""

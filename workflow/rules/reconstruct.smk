@@ -3,9 +3,9 @@
 # cohort.source dicom_recon, the user's reconstructed NM volumes -> the same NIfTI files.
 
 
-for k, members in enumerate(
-    SUBJECT_BATCHES if config["cohort"]["source"] != "nifti" else []
-):
+for k, members in (
+    SUBJECT_BATCHES if config["cohort"]["source"] != "nifti" else {}
+).items():
 
     rule:
         """Filtered back-projection of a batch of subjects' projections into native space (RAS+, bin-size voxels),

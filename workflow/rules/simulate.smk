@@ -37,7 +37,7 @@ rule simulate_anatomy:
 # One job per batch of subjects (common.smk: SUBJECT_BATCHES); each subject's
 # phantom, noise and DICOM identity come from the seed and its ID alone, so the
 # batching does not change a single voxel.
-for k, members in enumerate(SUBJECT_BATCHES if SYNTHETIC else []):
+for k, members in (SUBJECT_BATCHES if SYNTHETIC else {}).items():
 
     rule:
         name:
