@@ -35,12 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in STAGE_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # stage not present in this version
-            raise
+        mod = importlib.import_module(name)
         if hasattr(mod, "add_cli"):
             mod.add_cli(sub)
     return parser

@@ -73,11 +73,6 @@ def _passes_relevance(m: nn.Module) -> bool:
     return bool(getattr(m, "lrp_pass_through", False))
 
 
-def supports(model: nn.Module, layer_rules: dict[str, str]) -> bool:
-    """True if :func:`relevance_direct` handles ``model`` with ``layer_rules`` (full name -> rule)."""
-    return chain_of(model) is not None and all(r in _DIRECT_RULES for r in layer_rules.values())
-
-
 class _Layer:
     """One Conv/Linear layer: its functional forward and the gradient of that forward w.r.t. its input."""
 

@@ -31,12 +31,10 @@ def load_atlas(bundle=None, grid=None):
     """The atlas on the analysis grid: from the rule's bundle file, else built for ``grid``."""
     from .. import atlas as _atlas
 
-    if bundle is not None and hasattr(_atlas, "load_bundle"):
+    if bundle is not None:
         return _atlas.load_bundle(bundle)
     if grid is None:
         raise ValueError("load_atlas: give the atlas bundle (atlas_grid.npz) or the grid")
-    if bundle is not None:
-        log.warning("datxai.atlas.load_bundle is not available; building the atlas for %s instead of reading %s", grid, bundle)
     return _atlas.atlas_on_grid(grid)
 
 
