@@ -248,7 +248,7 @@ def test_explain_array_backends_and_device_selection(inputs):
     assert pick_device("cpu").type == "cpu"
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(ValueError, match="explain.device is 'cuda' but no CUDA device is available"):
             list(explain_array(m, data, LRPConfig(), device="cuda"))
 
 

@@ -214,3 +214,18 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_wrong_sinogram_shape():
     with pytest.raises(ValueError, match="n_angles=4"):
         fbp(np.zeros((5, 8)), [0, 45, 90, 135], 4.0)
+
+
+def test_device_resolution_is_the_package_one():
+    # one resolver (datxai.devices) for every stage; the error names this stage's key
+    import torch
+
+    from datxai.recon.fbp import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="reconstruct.device must be auto, cpu or cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="reconstruct.device is 'cuda' but no CUDA device"):
+            fbp(np.zeros((4, 8)), [0, 45, 90, 135], 4.0, backend="torch", device="cuda")

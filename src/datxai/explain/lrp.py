@@ -308,12 +308,10 @@ class CaseRelevance:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("explain device 'cuda' requested but CUDA is not available")
-    return torch.device(device)
+    """:func:`datxai.devices.resolve_device` for ``explain.device`` (``auto`` -> CUDA when available, else CPU)."""
+    from ..devices import resolve_device
+
+    return resolve_device(device, key="explain.device")
 
 
 def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size: int = 4,

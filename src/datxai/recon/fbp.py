@@ -211,12 +211,11 @@ def _torch_backprojector(angles_key, n_bins, output_size, interpolation, circle,
 
 
 def resolve_device(device: str) -> str:
-    """``'auto'`` -> ``'cuda'`` when available else ``'cpu'``; other values unchanged."""
-    if device == "auto":
-        import torch
+    """:func:`datxai.devices.resolve_device` for ``reconstruct.device``, as a string (``'auto'`` -> ``'cuda'``
+    when available else ``'cpu'``; ``'cuda'`` without a GPU is an error)."""
+    from ..devices import resolve_device as resolve
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return str(resolve(device, key="reconstruct.device"))
 
 
 def fbp(
