@@ -30,6 +30,12 @@ def schema() -> dict:
         return yaml.load(fh, Loader=loader)
 
 
+def section_defaults(section: str) -> dict:
+    """The schema's defaults of one top-level section (e.g. ``reconstruct``): the one source of defaults."""
+    props = schema()["properties"][section].get("properties", {})
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+
+
 def _fill_defaults(validator_cls):
     from jsonschema import validators
 

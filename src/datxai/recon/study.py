@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import section_defaults
 from ..geometry import native_affine
 from ..io import save_nifti
 from .attenuation import chang_correct
@@ -15,18 +16,8 @@ from .fbp import reconstruct_frames
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "filter": "shepp-logan",
-    "cutoff_cycles_per_cm": 1.25,
-    "interpolation": "linear",
-    "output_size": None,
-    "attenuation_correction": False,
-    "mu_per_cm": 0.11,
-    "body_threshold": 0.1,
-    "backend": "numpy",
-    "device": "cpu",
-    "energy_window": "auto",
-}
+DEFAULTS = section_defaults("reconstruct")
+"""``config['reconstruct']``'s defaults, read from the config schema (the one source of defaults)."""
 
 
 def resolve_params(params: dict | None) -> dict:
