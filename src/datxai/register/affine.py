@@ -286,7 +286,7 @@ def _sample_points(shape, affine, spacing_mm: float) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij")).reshape(3, -1)
 
 
-def _penalty(p, weight: float):
+def zoom_shear_penalty(p, weight: float):
     """Regulariser residuals ``q`` (6,) and Jacobian (6, 12): anisotropic log-zooms and shears."""
     z = p[6:9]
     q = np.zeros(6)
@@ -348,7 +348,7 @@ class _Trilinear:
 def _cost_from_samples(p, s, fv, gi, weight) -> float:
     """Cost ``mean (f - s g)^2 + |q(p)|^2`` from the samples inside the source."""
     r = fv - s * gi
-    q = _penalty(p, weight)[0]
+    q = zoom_shear_penalty(p, weight)[0]
     return float(r @ r / len(r) + q @ q)
 
 
@@ -427,7 +427,7 @@ class _Problem:
         grad = np.r_[d @ o_r, -(g @ r)]
         h /= n
         grad /= n
-        q, jq = _penalty(p, self.weight)
+        q, jq = zoom_shear_penalty(p, self.weight)
         h[:12, :12] += jq.T @ jq
         grad[:12] += jq.T @ q
         return float(r @ r / n + q @ q), grad, h

@@ -35,7 +35,6 @@ import numpy as np
 from .affine import (
     MIN_CORRELATION,
     AffineResult,
-    _penalty,
     centre_of_mass_start,
     check_inputs,
     damped_step,
@@ -46,6 +45,7 @@ from .affine import (
     spm_matrix,
     spm_matrix_derivatives,
     summarise_fit,
+    zoom_shear_penalty,
 )
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class _BatchProblem:
         sse, n_in = sse.cpu().numpy(), n_in.cpu().numpy()
         for j, i in enumerate(ok):
             if n_in[j] > 0:
-                q = _penalty(params[i], self.weight)[0]
+                q = zoom_shear_penalty(params[i], self.weight)[0]
                 out[i] = float(sse[j] / n_in[j] + q @ q)
         return out
 
@@ -204,7 +204,7 @@ class _BatchProblem:
         h, grad = h.cpu().numpy(), grad.cpu().numpy()
         out = []
         for j, p in enumerate(params):
-            q, jq = _penalty(p, self.weight)
+            q, jq = zoom_shear_penalty(p, self.weight)
             h[j, :12, :12] += jq.T @ jq
             grad[j, :12] += jq.T @ q
             out.append((float(sse[j] + q @ q), grad[j], h[j]))
