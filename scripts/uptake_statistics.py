@@ -17,11 +17,13 @@ clusters = read_tsv(sm.input.clusters_tsv, required=["cluster", "label", "side"]
 focus = dict(sm.params.focus or {})
 out = uptake_statistics(table, clusters, sm.params.ttest, focus.get("label"), focus.get("side"))
 out["focus"]["roi_setting"] = sm.params.roi_setting
-for name in ("ttests", "roc", "correlation"):
+for name in ("ttests", "roc", "correlation", "ancova"):
     write_tsv(out[name], sm.output[name])
 write_json(out["focus"], sm.output.focus)
 tables_html({"t-tests, reduced vs normal (reduced minus normal; Holm within subset)": out["ttests"],
              "ROC, lower uptake = reduced (AUC with DeLong 95 % CI; P Mann-Whitney)": out["roc"],
-             "Pearson correlation with ipsilateral putamen SBR (Fisher-z 95 % CI)": out["correlation"]},
+             "Pearson correlation with ipsilateral putamen SBR (Fisher-z 95 % CI)": out["correlation"],
+             "ANCOVA: reduced minus normal adjusted for the ipsilateral putamen SBR (spill-over check; OLS, "
+             "Holm within subset)": out["ancova"]},
             sm.output.html, title=f"Cluster uptake statistics, clusters of setting '{sm.params.roi_setting}'")
 logger.info("focus cluster: %s", out["focus"])

@@ -75,7 +75,7 @@ def test_relevance_groups_clusters_and_stats(tiny_run):
         data = np.asarray(nib.load(maps[0]).dataobj)
         assert np.isfinite(data).all() and np.any(data)
         assert (tiny_run / "group" / setting / "heat.nii.gz").is_file()
-    for name in ("uptake.tsv", "ttests.tsv", "roc.tsv", "correlation.tsv"):
+    for name in ("uptake.tsv", "ttests.tsv", "roc.tsv", "correlation.tsv", "ancova.tsv"):
         assert (tiny_run / "stats" / name).is_file()
     roc = pd.read_csv(tiny_run / "stats" / "roc.tsv", sep="\t")
     assert {"cluster", "subset", "n_reduced", "n_normal", "auc", "auc_ci_low", "auc_ci_high", "p"} <= set(roc.columns)

@@ -26,7 +26,8 @@ rule cluster_uptake:
 
 
 rule compute_uptake_statistics:
-    """t-tests (train, test) with Holm, ROC with DeLong CI, correlation with the putamen SBR; the focus cluster."""
+    """t-tests (train, test) with Holm, ROC with DeLong CI, correlation with the putamen SBR, ANCOVA adjusted for
+    the putamen SBR (spill-over check); the focus cluster."""
     input:
         uptake=res("stats", "uptake.tsv"),
         participants=participants_tsv(),
@@ -51,6 +52,14 @@ rule compute_uptake_statistics:
             caption="../report/stats_correlation.rst",
             category="Uptake statistics",
             labels={"item": "uptake vs putamen SBR (table)"},
+        ),
+        ancova=report(
+            res("stats", "ancova.tsv"),
+            caption="../report/stats_ancova.rst",
+            category="Uptake statistics",
+            labels={
+                "item": "uptake adjusted for the putamen SBR (spill-over check, table)"
+            },
         ),
         html=report(
             res("stats", "uptake_statistics.html"),

@@ -6,6 +6,7 @@ import logging
 
 from ..io import read_tsv
 from ..participants import load_participants
+from .ancova import cluster_ancova
 from .correlation import cluster_sbr_correlations
 from .roc import cluster_roc
 from .ttests import cluster_ttests
@@ -37,11 +38,14 @@ def uptake_statistics(table, clusters, ttest: str = "welch", focus_label: str | 
 
     Returns
     -------
-    dict with DataFrames ``ttests``, ``roc``, ``correlation`` and the ``focus`` dict.
+    dict with DataFrames ``ttests``, ``roc``, ``correlation``, ``ancova`` (the difference adjusted for the
+    ipsilateral putamen SBR: :mod:`datxai.stats.ancova`) and the ``focus`` dict.
     """
     tt = cluster_ttests(table, kind=ttest)
     roc = cluster_roc(table)
     cor = cluster_sbr_correlations(table, SBR_COLUMN)
+    anc = cluster_ancova(table, SBR_COLUMN)
     focus = choose_focus(clusters, tt, focus_label, focus_side)
-    log.info("%d clusters: %d t-tests, %d ROC rows, %d correlations", len(clusters), len(tt), len(roc), len(cor))
-    return {"ttests": tt, "roc": roc, "correlation": cor, "focus": focus}
+    log.info("%d clusters: %d t-tests, %d ROC rows, %d correlations, %d ANCOVAs", len(clusters), len(tt), len(roc),
+             len(cor), len(anc))
+    return {"ttests": tt, "roc": roc, "correlation": cor, "ancova": anc, "focus": focus}

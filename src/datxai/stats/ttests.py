@@ -100,11 +100,16 @@ def cluster_ttests(table: pd.DataFrame, kind: str = "welch", subsets=("train", "
                             cluster, lab, subset, r["n_reduced"], r["n_normal"])
     cols = ["cluster", "cluster_label", "side", "subset", "test", "n_reduced", "n_normal", "mean_reduced",
             "sd_reduced", "mean_normal", "sd_normal", "t", "df", "cohen_d", "p", "p_holm"]
+    return holm_table(rows, cols, "p", "p_holm", subsets)
+
+
+def holm_table(rows: list[dict], columns: list[str], p_column: str, holm_column: str, subsets) -> pd.DataFrame:
+    """The rows as a table of ``columns``, with ``holm_column`` = Holm-adjusted ``p_column`` within each subset."""
     out = pd.DataFrame(rows)
     if out.empty:
-        return pd.DataFrame(columns=cols)
-    out["p_holm"] = np.nan
+        return pd.DataFrame(columns=columns)
+    out[holm_column] = np.nan
     for subset in subsets:
         sel = out["subset"] == subset
-        out.loc[sel, "p_holm"] = holm(out.loc[sel, "p"].to_numpy())
-    return out[cols]
+        out.loc[sel, holm_column] = holm(out.loc[sel, p_column].to_numpy())
+    return out[columns]
