@@ -35,6 +35,8 @@ import pandas as pd
 import pytest
 from reliability_helpers import assert_untouched, tree_state
 
+from datxai.batches import subject_batches
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [ROOT / "config" / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml",
            ROOT / "tests" / "configs" / "micro.yaml"]
@@ -227,18 +229,22 @@ def test_kill_in_per_subject_work_and_in_training_then_resume(baseline, workdir)
 # ----------------------------------------------------------------------------- determinism
 
 def test_two_uninterrupted_runs_give_identical_results(baseline, workdir):
-    """A second run, also cut into jobs differently (3 subjects per batch job instead of 4), gives the same results."""
+    """A second run, also cut into jobs differently (about 2 subjects per batch job instead of 4), gives the same
+    results."""
     results = workdir / "second" / "results"
     batches = workdir / "second" / "batches.yaml"
     batches.parent.mkdir(parents=True, exist_ok=True)
-    batches.write_text("execution:\n  subjects_per_job: 3\n")
+    batches.write_text("execution:\n  subjects_per_job: 2\n")
     snakemake(results, configs=[batches])
-    assert (results / "logs" / "reconstruct_spect" / "batch-005.log").is_file()  # 16 subjects in 6 batches
+    ids = [f"sub-{i:04d}" for i in range(1, 17)]
+    assert len(subject_batches(ids, 2)) == 8 and len(subject_batches(ids, 4)) == 4  # 16 subjects: 8 batches, not 4
+    for k in subject_batches(ids, 2):
+        assert (results / "logs" / "reconstruct_spect" / f"batch-{k:03d}.log").is_file()
     n = assert_same_results(baseline, results)
     table1 = pd.read_csv(results / "evaluate" / "table1.tsv", sep="\t")
     assert len(table1) == 3  # the comparison covered real tables, not empty ones
     print(f"\n[determinism] {n} result files (tables, datasets, model weights) identical in two runs "
-          f"with 4 and 3 subjects per batch job")
+          f"with about 4 and 2 subjects per batch job")
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -368,26 +374,27 @@ def test_user_cohort_truncated_dicom(baseline, workdir):
     subjects = ["sub-0001", "sub-0002", "sub-0003"]
     cfg = _user_cohort(baseline, folder, subjects, "dicom")
     results, folder = folder / "results", folder / "input"
-    bad = folder / "images" / "sub-0002.dcm"
+    bad = folder / "images" / "sub-0003.dcm"
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])  # a half-copied file
     before = tree_state(folder)
     targets = [str(results / "recon" / f"{s}_spect.nii.gz") for s in subjects]
-    batches = folder.parent / "batches.yaml"  # batch 0 = sub-0001, sub-0002; batch 1 = sub-0003
-    batches.write_text("execution:\n  subjects_per_job: 2\n")
+    batches = folder.parent / "batches.yaml"  # batches by a hash of the id: 0 = sub-0001, sub-0003; 2 = sub-0002
+    batches.write_text("execution:\n  subjects_per_job: 1\n")
+    assert subject_batches(subjects, 1) == {0: ["sub-0001", "sub-0003"], 2: ["sub-0002"]}
     proc = snakemake(results, *targets, "--keep-going", configs=[cfg, batches], check=False)
     err = proc.stdout + proc.stderr
     log = (results / "logs" / "reconstruct_spect" / "batch-000.log").read_text()
     expected = f"{bad}: pixel data truncated or unreadable"
     assert proc.returncode != 0
     assert expected in err and expected in log  # on the console and in the rule's log file
-    assert "Error in rule reconstruct_spect_b000" in err and "sub-0002" in err
+    assert "Error in rule reconstruct_spect_b000" in err and "sub-0003" in err
     assert "1 of 2 subjects of rule reconstruct_spect_b000 failed" in err
     assert "sub-0001 done (1/2" in log  # the rest of the batch still ran and is logged
     outputs = _outputs(results)
-    assert not [o for o in outputs if "sub-0002" in o], outputs  # nothing of the bad subject
+    assert not [o for o in outputs if "sub-0003" in o], outputs  # nothing of the bad subject
     assert not [o for o in outputs if "sub-0001" in o], outputs  # nor of its failed batch
-    assert "recon/sub-0003_spect.nii.gz" in outputs  # the other batch goes on
+    assert "recon/sub-0002_spect.nii.gz" in outputs  # the other batch goes on
     assert not temp_leftovers(results)
     assert_untouched(before, folder)
     assert not [i for i in _identifiers(baseline) if i in err + log]  # the error output carries no identifier
