@@ -333,6 +333,16 @@ def _check_patient_position(ds, path) -> None:
                                  "is not supported (only supine)")
 
 
+def decimal_vector(value, n: int) -> np.ndarray | None:
+    """A DICOM multi-valued DS element (ImagePositionPatient, ImageOrientationPatient) as ``n`` finite floats, or
+    None when it is absent or is not ``n`` numbers."""
+    try:
+        v = np.asarray([float(x) for x in value], float)
+    except (TypeError, ValueError):
+        return None
+    return v if v.size == n and np.all(np.isfinite(v)) else None
+
+
 def _detector_orientation(det, start_deg: float, n_rows: int, row_mm: float, path, h: int):
     """How detector ``h``'s frames lie, from its ImageOrientationPatient / ImagePositionPatient.
 
@@ -346,12 +356,8 @@ def _detector_orientation(det, start_deg: float, n_rows: int, row_mm: float, pat
     contradicts the angle and is refused.
     """
     where = f"DetectorInformationSequence[{h}]"
-    iop = det.get("ImageOrientationPatient") if det is not None else None
-    try:
-        v = np.asarray([float(x) for x in iop], float) if iop is not None else None
-    except (TypeError, ValueError):
-        v = None
-    if v is None or v.size != 6 or not np.all(np.isfinite(v)) or min(np.linalg.norm(v[:3]), np.linalg.norm(v[3:])) < 0.5:
+    v = decimal_vector(det.get("ImageOrientationPatient"), 6) if det is not None else None
+    if v is None or min(np.linalg.norm(v[:3]), np.linalg.norm(v[3:])) < 0.5:
         return False, False, None, "StartAngle (no detector orientation)"
     row, col = v[:3] / np.linalg.norm(v[:3]), v[3:] / np.linalg.norm(v[3:])
     along_z = float(np.dot(col, ROW_DIRECTION_LPS))
@@ -369,13 +375,9 @@ def _detector_orientation(det, start_deg: float, n_rows: int, row_mm: float, pat
             f"from the feet, so the detector's columns should run along +-{[round(x, 4) for x in u]} (LPS)")
     flip_bins, flip_rows = along_u < 0, along_z < 0
     z_first = None
-    ipp = det.get("ImagePositionPatient")
-    try:
-        pos = [float(x) for x in ipp] if ipp is not None else None
-    except (TypeError, ValueError):
-        pos = None
-    if pos is not None and len(pos) == 3 and np.all(np.isfinite(pos)):
-        z_first = pos[2] + (n_rows - 1) * row_mm if flip_rows else pos[2]
+    pos = decimal_vector(det.get("ImagePositionPatient"), 3)
+    if pos is not None:
+        z_first = float(pos[2] + (n_rows - 1) * row_mm if flip_rows else pos[2])
     how = "ImageOrientationPatient" + (" (columns reversed)" if flip_bins else "") + (
         " (rows from the feet)" if flip_rows else "")
     return flip_bins, flip_rows, z_first, how

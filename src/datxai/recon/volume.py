@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import InputError
-from .dicom import _number, _pixel_error, open_nm
+from .dicom import _number, _pixel_error, decimal_vector, open_nm
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,11 @@ def read_nm_volume(path) -> tuple[np.ndarray, np.ndarray, dict]:
     if item is None:
         raise InputError(f"{path}: no ImagePositionPatient / ImageOrientationPatient (in DetectorInformationSequence "
                          "or at the top level): the volume cannot be placed in patient space")
-    try:
-        ipp = [float(v) for v in item.ImagePositionPatient]
-        iop = [float(v) for v in item.ImageOrientationPatient]
-        assert len(ipp) == 3 and len(iop) == 6
-    except Exception:
+    ipp = decimal_vector(item.ImagePositionPatient, 3)
+    iop = decimal_vector(item.ImageOrientationPatient, 6)
+    if ipp is None or iop is None:
         raise InputError(f"{path}: ImagePositionPatient / ImageOrientationPatient in {where} are not 3 / 6 numbers")
+    ipp, iop = ipp.tolist(), iop.tolist()
     row, col = np.asarray(iop[:3]), np.asarray(iop[3:])
     if abs(np.linalg.norm(row) - 1) > 1e-3 or abs(np.linalg.norm(col) - 1) > 1e-3 or abs(row @ col) > 1e-3:
         raise InputError(f"{path}: ImageOrientationPatient {iop} is not two orthogonal unit vectors")
