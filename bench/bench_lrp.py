@@ -52,7 +52,7 @@ def bench(shape, device, backend, batch, repeats, model, x):
     cons = (R.sum(dim=(1, 2, 3)) / top).cpu().numpy()
     row = {"grid": "x".join(map(str, shape)), "backend": backend, "device": str(device), "batch": batch,
            "threads": torch.get_num_threads(), "params_M": round(count_parameters(model) / 1e6, 1),
-           "wall_s_case_median": round(float(np.median(wall)), 3), "wall_s_case_min": round(float(np.min(wall)), 3),
+           "wall_s_case_median": round(float(np.median(wall)), 5), "wall_s_case_min": round(float(np.min(wall)), 5),
            "cpu_s_case_median": round(float(np.median(cpu)), 3), "cons": np.round(cons.astype(float), 4).tolist()}
     return row, R.cpu()
 
@@ -102,8 +102,8 @@ def main(argv=None):
                     row["max_diff"] = [float((d[k] - z[k]).abs().max() / z[k].abs().max()) for k in range(len(z))]
                 rows.append(row)
                 md = f"{max(row['max_diff']):9.1e}" if "max_diff" in row else f"{'':9s}"
-                print(f"{name:9s} {backend:7s} {dev_name:6s} {args.batch:5d} {row['wall_s_case_median']:11.3f} "
-                      f"{row['wall_s_case_min']:7.3f} {row['cpu_s_case_median']:10.3f} {md}  {row['cons']}",
+                print(f"{name:9s} {backend:7s} {dev_name:6s} {args.batch:5d} {row['wall_s_case_median']:11.4f} "
+                      f"{row['wall_s_case_min']:7.4f} {row['cpu_s_case_median']:10.3f} {md}  {row['cons']}",
                       flush=True)
     if args.json:
         with open(args.json, "w") as fh:

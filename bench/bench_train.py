@@ -1,7 +1,7 @@
 """Seconds per training epoch of the CNN: the paper's grid (876 images of 71 x 90 x 72) and the demo grids.
 
 Usage: python bench/bench_train.py [--threads 2] [--cpu-isa avx2|native] [--paper-steps 2] [--skip-paper]
-                                   [--paper-settings [--measure-epochs 3]]
+                                   [--paper-settings [--measure-epochs 3]] [--gpu-only]
 
 ``--cpu-isa`` is ``numerics.cpu_isa`` (:mod:`datxai.numerics`): run the script once
 with each to measure what the AVX2 pin of the reproducibility contract costs.
@@ -81,6 +81,12 @@ def demo_epoch(shape, device: str, epochs: int = 2) -> float:
     return statistics.median(r["seconds"] for r in res.history)
 
 
+def emit(row: tuple) -> tuple:
+    """Print one row as soon as it is measured (a step cut off by its time limit keeps what it printed)."""
+    print(f"{row[0]:10s} {row[1]:36s} {row[2]}  {row[3]}", flush=True)
+    return row
+
+
 def paper_settings(measure_epochs: int) -> list[tuple]:
     """Rows of ``--paper-settings``: per setting, measured s/epoch and the extrapolated minutes."""
     from pathlib import Path
@@ -108,13 +114,13 @@ def paper_settings(measure_epochs: int) -> list[tuple]:
         epoch_s = statistics.median(r["seconds"] for r in res.history[1:] or res.history)  # first epoch: autotuning
         epochs = t["epochs"][setting]
         total += epoch_s * epochs
-        rows.append((f"cuda {'bf16' if t['amp'] else 'fp32'}", f"paper {setting} {'x'.join(map(str, shape))}, "
+        rows.append(emit((f"cuda {'bf16' if t['amp'] else 'fp32'}", f"paper {setting} {'x'.join(map(str, shape))}, "
                      f"{n_train}+{n_val} img", f"{epoch_s:9.2f}",
                      f"measured: train_model, median of epochs 2-{measure_epochs}; x {epochs} epochs = "
-                     f"{epoch_s * epochs / 60:.1f} min (first epoch {res.history[0]['seconds']:.1f} s)"))
+                     f"{epoch_s * epochs / 60:.1f} min (first epoch {res.history[0]['seconds']:.1f} s)")))
         del train, val, res
         torch.cuda.empty_cache()
-    rows.append(("cuda", "paper, all three settings", f"{total / 60:8.1f}m", "extrapolated total, minutes"))
+    rows.append(emit(("cuda", "paper, all three settings", f"{total / 60:8.1f}m", "extrapolated total, minutes")))
     return rows
 
 
@@ -126,42 +132,41 @@ def main() -> None:
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--paper-settings", action="store_true", help="GPU: the three settings at the paper's scale")
     ap.add_argument("--measure-epochs", type=int, default=3)
+    ap.add_argument("--gpu-only", action="store_true", help="no CPU rows (the GPU machine's session)")
     args = ap.parse_args()
     pin_cpu_numerics(args.cpu_isa, args.threads)  # before the first torch computation
     n_steps = math.ceil(N_PAPER / 8)
     print(f"torch {torch.__version__}; CPU: {device_name(torch.device('cpu'))}")
     print(f"paper grid {PAPER}: {count_parameters(build_model(PAPER, device='meta')):,} parameters; "
           f"{N_PAPER} images, batch 8 = {n_steps} steps per epoch")
+    print(f"{'device':10s} {'data':36s} {'s/epoch':>9s}  how", flush=True)
     rows = []
-    if not args.skip_paper:
-        s = paper_steps("cpu", args.paper_steps, amp=False)
-        rows.append(("cpu", f"paper {'x'.join(map(str, PAPER))}, 876 img",
-                     f"{s * n_steps:9.0f}", f"extrapolated: {s:.1f} s/step x {n_steps} (median of {args.paper_steps})"))
-    full = DEMO["full / nostriatum"]
-    for fused in (False, True):
-        s = paper_steps("cpu", 10, amp=False, shape=full, fused=fused)
-        rows.append(("cpu", f"demo step {'x'.join(map(str, full))}, 8 img", f"{s * 25:9.2f}",
-                     f"{s * 1e3:.0f} ms/step x 25, Adam {'fused (train_model)' if fused else 'per-tensor loop'}"))
-    for name, shape in DEMO.items():
-        rows.append(("cpu", f"demo {name} {'x'.join(map(str, shape))}, 195 img", f"{demo_epoch(shape, 'cpu'):9.2f}",
-                     "measured: train_model, median of 2 epochs (incl. 30 val img)"))
+    if not args.gpu_only:
+        if not args.skip_paper:
+            s = paper_steps("cpu", args.paper_steps, amp=False)
+            rows.append(emit(("cpu", f"paper {'x'.join(map(str, PAPER))}, 876 img", f"{s * n_steps:9.0f}",
+                              f"extrapolated: {s:.1f} s/step x {n_steps} (median of {args.paper_steps})")))
+        full = DEMO["full / nostriatum"]
+        for fused in (False, True):
+            s = paper_steps("cpu", 10, amp=False, shape=full, fused=fused)
+            rows.append(emit(("cpu", f"demo step {'x'.join(map(str, full))}, 8 img", f"{s * 25:9.2f}",
+                              f"{s * 1e3:.0f} ms/step x 25, Adam {'fused (train_model)' if fused else 'per-tensor loop'}")))
+        for name, shape in DEMO.items():
+            rows.append(emit(("cpu", f"demo {name} {'x'.join(map(str, shape))}, 195 img",
+                              f"{demo_epoch(shape, 'cpu'):9.2f}", "measured: train_model, median of 2 epochs (incl. 30 val img)")))
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name(0)
         for amp in (True, False):
             s = paper_steps("cuda", 20, amp=amp)
-            rows.append((f"cuda{' bf16' if amp else ' fp32'}", f"paper {'x'.join(map(str, PAPER))}, 876 img",
-                         f"{s * n_steps:9.1f}", f"extrapolated: {s * 1e3:.0f} ms/step x {n_steps} on {gpu}"))
-        for name, shape in DEMO.items():
-            rows.append(("cuda bf16", f"demo {name} {'x'.join(map(str, shape))}, 195 img",
-                         f"{demo_epoch(shape, 'cuda', 3):9.3f}", "measured: train_model, median of 3 epochs"))
+            rows.append(emit((f"cuda{' bf16' if amp else ' fp32'}", f"paper {'x'.join(map(str, PAPER))}, 876 img",
+                              f"{s * n_steps:9.1f}", f"extrapolated: {s * 1e3:.0f} ms/step x {n_steps} on {gpu}")))
         if args.paper_settings:
             rows += paper_settings(args.measure_epochs)
+        for name, shape in DEMO.items():
+            rows.append(emit(("cuda bf16", f"demo {name} {'x'.join(map(str, shape))}, 195 img",
+                              f"{demo_epoch(shape, 'cuda', 3):9.3f}", "measured: train_model, median of 3 epochs")))
     else:
-        rows.append(("cuda", "paper and demo grids", "        -", "not measured: no GPU"))
-    print(f"{'device':10s} {'data':36s} {'s/epoch':>9s}  how")
-    for r in rows:
-        print(f"{r[0]:10s} {r[1]:36s} {r[2]}  {r[3]}")
-
+        rows.append(emit(("cuda", "paper and demo grids", "        -", "not measured: no GPU")))
 
 if __name__ == "__main__":
     main()
