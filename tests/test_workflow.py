@@ -180,10 +180,12 @@ def test_one_settings_training_change_reruns_that_setting_only(tiny_run, tmp_pat
 # (provenance.json records the resolved config).
 S3, G = ("full", "nostriatum", "striatum"), ("full", "nostriatum")
 AFTER_CLUSTERS = {"find_clusters": G, "cluster_uptake": (), "compute_uptake_statistics": (), "validate_clusters": (),
-                  "plot_relevance_figures": (), "plot_stats_figures": ()}
+                  "plot_relevance_figures": (), "plot_stats_figures": (), "compare_methods": ()}
+# the voxelwise comparator (train, test) reads the stack of scaled images, the split and the sheet
+AFTER_VOXELWISE = {"voxelwise_comparator": (), "compare_methods": (), "validate_clusters": ()}
 AFTER_MAPS = {"compute_relevance": S3, "group_relevance": S3, "companion_analyses": (), **AFTER_CLUSTERS}
 AFTER_DATASET = {"build_dataset": S3, "train_cnn": S3, "evaluate_cnn": S3, "collect_table1": (),
-                 "plot_learning_curves": (), "compare_sbr_classifier": (), **AFTER_MAPS}
+                 "plot_learning_curves": (), "compare_sbr_classifier": (), **AFTER_MAPS, **AFTER_VOXELWISE}
 AFTER_SCALE = {"scale_and_quantify": (), "stack_scaled_images": (), "collect_sbr": (), "validate_sbr": (),
                **AFTER_DATASET}
 AFTER_NORMALIZE = {"normalize_to_mni": (), "collect_registration": (), "validate_registration": (),
@@ -200,7 +202,7 @@ RERUN_MATRIX = {
                           {"train_cnn": ("full",), "evaluate_cnn": ("full",), "compute_relevance": ("full",),
                            "group_relevance": ("full",), "find_clusters": ("full",), "collect_table1": (),
                            "plot_learning_curves": (), "companion_analyses": (), "plot_relevance_figures": (),
-                           "validate_clusters": ()}),
+                           "validate_clusters": (), "compare_methods": ()}),
     "model.fc_widths.striatum": ("model: {fc_widths: {striatum: [16, 8]}}",
                                  {"train_cnn": ("striatum",), "evaluate_cnn": ("striatum",),
                                   "compute_relevance": ("striatum",), "group_relevance": ("striatum",),
@@ -209,7 +211,8 @@ RERUN_MATRIX = {
     "explain.target": ("explain: {target: reduced}", AFTER_MAPS),
     "explain.batch_size": ("explain: {batch_size: 2}", {}),  # memory only
     "group.percentile": ("group: {percentile: 90}", AFTER_CLUSTERS),
-    "group.min_cluster_ml": ("group: {min_cluster_ml: 2.0}", AFTER_CLUSTERS),
+    "group.min_cluster_ml": ("group: {min_cluster_ml: 2.0}", {**AFTER_CLUSTERS, **AFTER_VOXELWISE}),
+    "group.voxelwise.n_perm": ("group: {voxelwise: {n_perm: 499}}", AFTER_VOXELWISE),
     "group.putamen_select": ("group: {putamen_select: relevance}", {"companion_analyses": ()}),
     "stats.ttest": ("stats: {ttest: student}", {"compute_uptake_statistics": (), "plot_stats_figures": ()}),
     "stats.focus": ("stats: {focus: {label: Temporal_Pole, side: I}}",

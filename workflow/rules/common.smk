@@ -343,6 +343,25 @@ def cluster_tables(wildcards):
     return expand(res("group", "{setting}", "clusters.tsv"), setting=CLUSTER_SETTINGS)
 
 
+# the voxelwise comparator of the relevance clusters: one test per subset
+COMPARATOR_SUBSETS = ["train", "test"]
+
+
+def comparator_files(name):
+    """Input function factory: one comparator output per subset, in COMPARATOR_SUBSETS order."""
+
+    def _files(wildcards):
+        return expand(res("comparator", "{subset}", name), subset=COMPARATOR_SUBSETS)
+
+    return _files
+
+
+def voxelwise_seed(wildcards):
+    from datxai.config import derive_seed
+
+    return derive_seed(config["seed"], "voxelwise", wildcards.subset)
+
+
 def lrp_runtime(wildcards):
     """Minutes: ~1 s per test case at the paper's grid on a GPU, ~20 s on a CPU core pair, plus start-up."""
     voxels = (
@@ -362,6 +381,8 @@ def explain_targets():
         res("figures", "fig1_relevance.png"),
         res("figures", "fig2_heat_striatum.png"),
         res("figures", "fig3_clusters.png"),
+        res("figures", "fig3_voxelwise.png"),
+        res("comparator", "methods.tsv"),
     ]
     if COMPANION_SETTING in SETTINGS:
         targets += [

@@ -89,6 +89,91 @@ rule find_clusters:
         "../../scripts/find_clusters.py"
 
 
+rule voxelwise_comparator:
+    """The comparator of the relevance clusters: a two-sample t (reduced - normal) of the scaled, mirrored images
+    per brain voxel of one subset, max-T permutation FWE over the brain (nilearn permuted_ols), clusters of the
+    significant voxels outside the striatum box, atlas-labelled like the relevance clusters.
+    """
+    input:
+        stack=rules.stack_scaled_images.output.npy,
+        stack_sidecar=rules.stack_scaled_images.output.sidecar,
+        participants=participants_tsv(),
+        split=res("split", "split.tsv"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        tmap=res("comparator", "{subset}", "tmap.nii.gz"),
+        clusters=res("comparator", "{subset}", "clusters.nii.gz"),
+        table=report(
+            res("comparator", "{subset}", "clusters.tsv"),
+            caption="../report/comparator_clusters.rst",
+            category="Voxelwise comparator",
+            labels={"subset": "{subset}", "table": "voxelwise FWE clusters"},
+        ),
+        summary=res("comparator", "{subset}", "summary.json"),
+    log:
+        log("voxelwise_comparator", "{subset}.log"),
+    benchmark:
+        bench("voxelwise_comparator", "{subset}.tsv")
+    wildcard_constraints:
+        subset="train|test",
+    conda:
+        "../../envs/stats.yaml"
+    threads: config["numerics"]["cpu_threads"]
+    params:
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        voxelwise=config["group"]["voxelwise"],
+        seed=voxelwise_seed,
+        connectivity=config["group"]["connectivity"],
+        min_cluster_ml=config["group"]["min_cluster_ml"],
+    script:
+        "../../scripts/voxelwise_comparator.py"
+
+
+rule compare_methods:
+    """Relevance clusters (group.settings) and voxelwise clusters (train, test) side by side: each cluster's
+    distance to the striatum and to the box; region x method; the comparator's figure beside Fig 3.
+    """
+    input:
+        lrp_niftis=cluster_niftis,
+        lrp_tables=cluster_tables,
+        vox_niftis=comparator_files("clusters.nii.gz"),
+        vox_tables=comparator_files("clusters.tsv"),
+        vox_tmaps=comparator_files("tmap.nii.gz"),
+        vox_summaries=comparator_files("summary.json"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        long=report(
+            res("comparator", "methods_clusters.tsv"),
+            caption="../report/comparator_methods_clusters.rst",
+            category="Voxelwise comparator",
+            labels={"table": "every cluster of every method, with distances"},
+        ),
+        wide=report(
+            res("comparator", "methods.tsv"),
+            caption="../report/comparator_methods.rst",
+            category="Voxelwise comparator",
+            labels={"table": "what each method found, side by side"},
+        ),
+        figure=report(
+            res("figures", "fig3_voxelwise.png"),
+            caption="../report/comparator_fig.rst",
+            category="Voxelwise comparator",
+            labels={"figure": "voxelwise FWE clusters (beside Fig 3)"},
+        ),
+    log:
+        log("compare_methods.log"),
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        settings=CLUSTER_SETTINGS,
+        subsets=COMPARATOR_SUBSETS,
+    script:
+        "../../scripts/compare_methods.py"
+
+
 rule companion_analyses:
     """S2: mean relevance over the hottest voxels of the ipsilateral putamen (by image or relevance, in the
     test images and maps of the full setting), its sign as a classifier, inconsistent maps.
@@ -183,9 +268,12 @@ rule plot_relevance_figures:
 
 
 rule validate_clusters:
-    """Synthetic cohort only; the only rule of this stage that reads the truth."""
+    """Synthetic cohort only; the only rule of this stage that reads the truth. The voxelwise comparator's
+    clusters are validated like the relevance clusters (setting voxelwise_train, voxelwise_test).
+    """
     input:
         clusters=cluster_tables,
+        comparator=comparator_files("clusters.tsv"),
         truth=truth_jsons,
     output:
         table=report(
@@ -199,7 +287,7 @@ rule validate_clusters:
     conda:
         "../../envs/torch.yaml"
     params:
-        settings=CLUSTER_SETTINGS,
+        settings=CLUSTER_SETTINGS + [f"voxelwise_{s}" for s in COMPARATOR_SUBSETS],
         min_share=config["group"]["truth_min_share"],
     script:
         "../../scripts/validate_clusters.py"

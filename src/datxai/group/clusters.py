@@ -74,16 +74,32 @@ def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile:
     The threshold comes from the ``allowed`` voxels only; clusters grow inside
     ``cluster_mask`` (default: ``allowed``).
     """
-    from scipy import ndimage
-
     if connectivity not in _STRUCT:
         raise ValueError(f"group.connectivity must be 6, 18 or 26, got {connectivity!r}")
     if tuple(heat.shape) != tuple(grid.shape):
         raise ValueError(f"heat map of shape {heat.shape} is not on the grid {grid.shape}")
     thr = heat_threshold(heat, allowed, percentile, sign)
     where = allowed if cluster_mask is None else np.asarray(cluster_mask, bool)
+    out = label_supra(heat, where & (signed_heat(heat, sign) > thr), grid, connectivity, min_cluster_ml, sign)
+    logger.info("threshold %.4g (%g th percentile of %s heat outside the striatum box): %d clusters >= %g ml",
+                thr, percentile, sign, int(out.max(initial=0)), min_cluster_ml)
+    return out, thr
+
+
+def label_supra(heat: np.ndarray, supra: np.ndarray, grid: Grid, connectivity: int = 26, min_cluster_ml: float = 1.0,
+                sign: str = "positive") -> np.ndarray:
+    """Connected clusters of the ``supra``-threshold voxels (int32, 0 = none, 1..K by decreasing size).
+
+    Positive and negative ``heat`` are labelled apart (a cluster never mixes signs; ``sign``
+    ``positive`` / ``negative`` keeps one of them); clusters under ``min_cluster_ml`` are dropped;
+    ties in size go to the higher peak of :func:`signed_heat`. Shared by the relevance clusters
+    (:func:`find_clusters`) and the voxelwise comparator's (:mod:`datxai.group.voxelwise`).
+    """
+    from scipy import ndimage
+
+    if connectivity not in _STRUCT:
+        raise ValueError(f"group.connectivity must be 6, 18 or 26, got {connectivity!r}")
     value = signed_heat(heat, sign)
-    supra = where & (value > thr)
     structure = ndimage.generate_binary_structure(3, _STRUCT[connectivity])
     # positive and negative heat are labelled apart, so a cluster never mixes signs
     pos = supra & (np.asarray(heat) > 0) & (sign != "negative")
@@ -93,19 +109,17 @@ def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile:
     lab = np.where(lab_neg > 0, lab_neg + k, lab)
     k += k_neg
     if k == 0:
-        logger.info("no voxel above the threshold %.4g (%s heat)", thr, sign)
-        return np.zeros(heat.shape, np.int32), thr
+        logger.info("no voxel above the threshold (%s heat)", sign)
+        return np.zeros(heat.shape, np.int32)
     idx = np.arange(1, k + 1)
-    sizes = ndimage.sum_labels(np.ones_like(heat), lab, idx)
+    sizes = ndimage.sum_labels(np.ones(heat.shape), lab, idx)
     peaks = ndimage.maximum(value, lab, idx)
     keep = [int(i) for i, s in zip(idx, sizes) if s * grid.voxel_ml >= min_cluster_ml - 1e-12]
     keep.sort(key=lambda i: (-sizes[i - 1], -peaks[i - 1]))
     out = np.zeros(heat.shape, np.int32)
     for new, old in enumerate(keep, start=1):
         out[lab == old] = new
-    logger.info("threshold %.4g (%g th percentile of %s heat outside the striatum box): %d components, %d >= %g ml",
-                thr, percentile, sign, k, len(keep), min_cluster_ml)
-    return out, thr
+    return out
 
 
 def _voxel_side(x: np.ndarray) -> np.ndarray:

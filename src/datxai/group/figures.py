@@ -110,7 +110,7 @@ def plot_heat_striatum(heats: dict, grid, z_mm: float, path, t1: np.ndarray | No
 
 
 def plot_thresholded_heat(heats: dict, clusters: dict, thresholds: dict, grid, t1: np.ndarray, box_mm, path,
-                          z_list_mm=None) -> None:
+                          z_list_mm=None, colorbar_label: str = "heat (TP - TN), clusters only") -> None:
     """Fig 3: cluster voxels (heat above threshold) over the MNI152 T1, several slices, settings side by side.
 
     The striatum box (excluded from the threshold) is outlined where a slice cuts it.
@@ -138,5 +138,5 @@ def plot_thresholded_heat(heats: dict, clusters: dict, thresholds: dict, grid, t
             im = axial(ax, over, grid, zmm, mark_sides=False, cmap=cmap, vmin=vmin, vmax=vmax)
             _box_outline(ax, box_mm, zmm, color="c", lw=1, ls="--")
             ax.set_title(f"{s}, z = {zmm:.0f} mm" + (f"\nthreshold {thresholds[s]:.3g}" if i == 0 else ""), fontsize=8)
-    fig.colorbar(im, ax=axes, fraction=0.02, pad=0.01, label="heat (TP - TN), clusters only")
+    fig.colorbar(im, ax=axes, fraction=0.02, pad=0.01, label=colorbar_label)
     save_figure(fig, path)

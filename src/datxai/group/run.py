@@ -188,3 +188,88 @@ def run_validate_clusters(cluster_tables: dict, truth_jsons, out_tsv, min_share:
     out = pd.concat(parts, ignore_index=True)
     write_tsv(out, out_tsv)
     return out
+
+
+def run_voxelwise(stack_npy, stack_sidecar, participants_tsv, split_tsv, subset: str, atlas, grid: Grid, box_mm,
+                  out_t, out_nii, out_tsv, out_json, n_perm: int = 1000, alpha: float = 0.05, seed: int = 0,
+                  connectivity: int = 26, min_cluster_ml: float = 1.0, n_jobs: int = 1):
+    """The voxelwise comparator for one ``subset``: t map (NIfTI), its FWE clusters (NIfTI + table), summary JSON.
+
+    Images: the stack of scaled, mirrored images; groups: the validated participants sheet's
+    ``label``; subjects: ``split.tsv``'s rows of ``subset``. See :mod:`.voxelwise`.
+    """
+    from ..atlas import region_names
+    from ..dataset import ImageStack, box_mask
+    from ..participants import load_participants
+    from .clusters import allowed_mask, describe_clusters
+    from .voxelwise import comparator_clusters, voxelwise_ttest
+
+    stack = ImageStack(stack_npy, stack_sidecar)
+    stack.check_grid(grid.shape, grid.affine)
+    split = read_tsv(split_tsv, required=["subject", "subset"])
+    subjects = [str(s) for s in split.loc[split["subset"] == subset, "subject"]]
+    if not subjects:
+        raise InputError(f"{split_tsv}: no subject in subset {subset!r}")
+    missing = [s for s in subjects if s not in stack]
+    if missing:
+        raise InputError(f"{stack_sidecar}: no scaled image of {len(missing)} {subset} subject(s): {missing[:5]}")
+    sheet = load_participants(participants_tsv).set_index("subject")
+    absent = [s for s in subjects if s not in sheet.index]
+    if absent:
+        raise InputError(f"{participants_tsv}: no row for {len(absent)} {subset} subject(s) of {split_tsv}: {absent[:5]}")
+    reduced = (sheet.loc[subjects, "label"] == "reduced").to_numpy()
+    images = np.asarray(stack.array[stack.rows(subjects)], np.float32)
+    brain = np.asarray(atlas.brain_mask, bool)
+    res = voxelwise_ttest(images, reduced, brain, n_perm=n_perm, seed=seed, alpha=alpha, n_jobs=n_jobs)
+    outside = allowed_mask(brain, box_mask(grid, box_mm))
+    labels = comparator_clusters(res, outside, grid, connectivity, min_cluster_ml)
+    t = np.nan_to_num(res.t, nan=0.0).astype(np.float32)
+    table = describe_clusters(labels, t, grid, atlas.label_image, region_names(), res.threshold)
+    save_nifti(t, grid.affine, out_t, header_extra={"mni": True})
+    save_nifti(labels, grid.affine, out_nii, dtype=np.int16, header_extra={"mni": True})
+    write_tsv(table, out_tsv)
+    summary = {"subset": subset, **res.summary(), "seed": int(seed), "n_clusters": int(len(table)),
+               "clusters_in": "brain outside the striatum box", "family": "brain mask (max-T over all brain voxels)",
+               "statistic": "two-sample t (OLS, pooled variance), reduced - normal"}
+    write_json(summary, out_json)
+    for r in table.itertuples():
+        logger.info("voxelwise %s cluster %d: %.2f ml, %s (%s), peak t %.2f at (%.0f, %.0f, %.0f) mm", subset,
+                    r.cluster, r.volume_ml, r.label, r.side, r.peak_heat, r.peak_x, r.peak_y, r.peak_z)
+    return table, res
+
+
+def run_compare_methods(lrp: dict, voxelwise: dict, atlas, grid: Grid, box_mm, out_long, out_wide, out_fig):
+    """The relevance clusters (``{setting: (nifti, tsv)}``) and the voxelwise comparator's (``{subset: (nifti,
+    tsv, tmap, summary json)}``) side by side: one long table with distances to the striatum and the box, one region x method
+    table, and the comparator's thresholded t maps (the figure beside Fig 3)."""
+    from ..atlas import STRIATAL_BASES
+    from ..dataset import box_mask
+    from .figures import plot_thresholded_heat
+    from .voxelwise import methods_table, side_by_side
+
+    tables, labels = {}, {}
+    for setting, (nii, tsv) in lrp.items():
+        tables[f"lrp_{setting}"] = read_tsv(tsv, required=["cluster", "label", "side", "volume_ml", "peak_heat"])
+        labels[f"lrp_{setting}"], _ = load_nifti(nii, shape=grid.shape, allow_zero=True)
+    tmaps, thresholds = {}, {}
+    for subset, (nii, tsv, tmap, summary) in voxelwise.items():
+        key = f"voxelwise_{subset}"
+        tables[key] = read_tsv(tsv, required=["cluster", "label", "side", "volume_ml", "peak_heat", "threshold"])
+        labels[key], _ = load_nifti(nii, shape=grid.shape, allow_zero=True)
+        tmaps[key], _ = load_nifti(tmap, shape=grid.shape, allow_zero=True)
+        try:
+            with open(summary) as fh:
+                thresholds[key] = float(json.load(fh)["fwe_threshold_abs_t"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{summary}: not a voxelwise summary ({exc})") from exc
+    striatum = np.zeros(grid.shape, bool)
+    for base in STRIATAL_BASES:
+        striatum |= atlas.mask(base)
+    box = box_mask(grid, box_mm)
+    long = methods_table(tables, {k: np.rint(v).astype(int) for k, v in labels.items()}, striatum, box, grid.voxel_mm)
+    wide = side_by_side(long, methods=list(tables))
+    write_tsv(long, out_long)
+    write_tsv(wide, out_wide)
+    plot_thresholded_heat(tmaps, {k: np.rint(labels[k]).astype(int) for k in tmaps}, thresholds, grid, atlas.t1, box_mm,
+                          out_fig, colorbar_label="voxelwise t (reduced - normal), FWE clusters only")
+    return long, wide
