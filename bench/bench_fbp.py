@@ -1,4 +1,4 @@
-"""Seconds per study: datxai FBP (numpy, torch CPU, CUDA if present) vs skimage ``iradon`` over slices.
+"""Seconds per study: datxai FBP (numpy, the only engine) vs skimage ``iradon`` over slices.
 
 A study is ``--slices`` sinograms of ``--views`` x ``--bins`` (default 128 x 120 x 128,
 the paper's acquisition): analytic projections of random discs (Shepp-Logan
@@ -9,13 +9,16 @@ iradon inside the field of view on the same sinograms with one zero bin
 appended (129 bins), where skimage's centre of rotation (``n // 2``) and
 datxai's (``(n - 1) / 2``) coincide; at 128 bins they differ by half a bin by
 convention. Wall and CPU (process) seconds are both printed: on a shared
-machine the CPU figure is the steadier one (torch CPU uses ``--threads``). Usage: ``python bench/bench_fbp.py [--slices 128] [--repeats 3]``.
+machine the CPU figure is the steadier one. The torch engine (CPU and CUDA) this
+script also timed was removed (BENCHMARKS.md, FBP: < 0.06 s per study saved in a
+~2 s job). Usage: ``python bench/bench_fbp.py [--slices 128] [--repeats 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import time
 
@@ -54,21 +57,18 @@ def main(argv=None):
     ap.add_argument("--views", type=int, default=120)
     ap.add_argument("--bins", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args(argv)
 
-    import torch
     from skimage.transform import iradon
 
     fbp_mod = importlib.import_module("datxai.recon.fbp")  # the module (datxai.recon.fbp is also the function)
 
-    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     sino, theta = disc_sinograms(args.slices, args.views, args.bins, rng)
     kw = dict(filter_name="shepp-logan", cutoff_cycles_per_cm=None)  # bin_mm = 1: pixel units; circle (default)
 
-    def ours(backend, device="cpu", s=sino):
-        return fbp_mod.fbp(s, theta, 1.0, backend=backend, device=device, **kw)
+    def ours(s=sino):
+        return fbp_mod.fbp(s, theta, 1.0, **kw)
 
     def skimage_study(s=sino):
         n = s.shape[-1]
@@ -88,21 +88,16 @@ def main(argv=None):
     rows = []
     t_sk, _ = timed(skimage_study, 1)
     rows.append(("skimage iradon (loop over slices)", t_sk, 0.0))
-    variants = [("numpy", "cpu"), ("torch", "cpu")] + ([("torch", "cuda")] if torch.cuda.is_available() else [])
-    for backend, device in variants:
-        fbp_mod._backprojector.cache_clear()
-        fbp_mod._torch_backprojector.cache_clear()
-        t_cold, _ = timed(lambda: ours(backend, device), 1)
-        t_warm, _ = timed(lambda: ours(backend, device), args.repeats)
-        err = rel(ours(backend, device, s129))
-        rows.append((f"datxai {backend} {device} cold (operator build)", t_cold, err))
-        rows.append((f"datxai {backend} {device} warm", t_warm, err))
-
-    import os
+    fbp_mod._backprojector.cache_clear()
+    t_cold, _ = timed(ours, 1)
+    t_warm, _ = timed(ours, args.repeats)
+    err = rel(ours(s129))
+    rows.append(("datxai numpy cold (operator build)", t_cold, err))
+    rows.append(("datxai numpy warm", t_warm, err))
 
     print(f"FBP per study: {args.slices} slices x {args.views} views x {args.bins} bins; "
-          f"{platform.processor() or platform.machine()}, torch threads {args.threads}, numpy {np.__version__}, "
-          f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
+          f"{platform.processor() or platform.machine()}, numpy {np.__version__}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'method':45s} {'s/study':>9s} {'speed-up':>9s} {'CPU s':>7s} {'speed-up':>9s} "
           f"{'max rel diff vs iradon':>23s}")
     for name, (t, c), err in rows:

@@ -6,14 +6,16 @@
 #   here:   bash bench/gpu_session.sh --stage results full striatum    # .gpu_carry/: a finished demo's models (~44 MB)
 #   there:  run(command="bash bench/gpu_session.sh", carry=[".whl", ".gpu_carry"], timeout_s=560)
 #
-# The call runs the benchmarks (train, registration, LRP, FBP), the GPU tests (tests/test_gpu.py:
-# GPU vs CPU registration, predictions, LRP, training; the FBP and batched-registration tests) and,
-# when .gpu_carry/results is there, the GPU vs CPU agreement on the staged test sets. Another
+# The call runs the benchmarks (train, registration, LRP), the GPU tests (tests/test_gpu.py:
+# GPU vs CPU registration, predictions, LRP, training; the batched-registration tests) and,
+# when .gpu_carry/results is there, the GPU vs CPU agreement on the staged test sets. No FBP step:
+# FBP is numpy only since its torch engine was removed (BENCHMARKS.md, FBP), so bench_fbp.py and
+# tests/test_recon_fbp.py measure nothing GPU-related and run on the CPU machine. Another
 # setting's agreement (nostriatum: the full-image net's architecture) fits only a second call:
 #   here:   bash bench/gpu_session.sh --stage results nostriatum
 #   there:  run(command="bash bench/gpu_session.sh agreement", carry=[".whl", ".gpu_carry"])
-# Writes one text file per step (and device.txt, agreement.tsv: 8 files, as many as come back) to
-# $OUT (or bench_out/). Each step has its own time limit; 520 s at most.
+# Writes one text file per step (and device.txt, agreement.tsv: 7 files, as many as come back) to
+# $OUT (or bench_out/). Each step has its own time limit; 460 s at most.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--stage" ]; then   # copy what bench_agreement.py reads from a finished results folder
@@ -42,7 +44,7 @@ step() { local name=$1 limit=$2; shift 2; echo "=== $name: $*"; local t0=$SECOND
 # the most important rows first (a call cut off at its limit keeps what the earlier steps wrote)
 if [ "${1:-}" != "agreement" ]; then
   step train 180 python3 bench/bench_train.py --threads 8 --gpu-only --paper-settings --measure-epochs 3
-  step gpu_tests 100 python3 -m pytest -q -p no:cacheprovider -rs tests/test_gpu.py tests/test_recon_fbp.py tests/test_register_batched.py
+  step gpu_tests 100 python3 -m pytest -q -p no:cacheprovider -rs tests/test_gpu.py tests/test_register_batched.py
   step lrp 60 python3 bench/bench_lrp.py --devices cuda --batch 8 --threads 8
 fi
 if [ -d .gpu_carry/results ]; then
@@ -52,5 +54,4 @@ else
 fi
 if [ "${1:-}" != "agreement" ]; then
   step register 60 python3 bench/bench_register.py --n 16 --grids paper --batched cuda
-  step fbp 60 python3 bench/bench_fbp.py --repeats 3
 fi

@@ -36,6 +36,9 @@ def test_defaults_are_filled(default_cfg):
         (lambda c: c["split"].update(sizes={"train": 0.7, "val": 0.2, "test": 0.3}), "split.sizes", "sum to 1"),
         (lambda c: c["split"].update(sizes={"train": 290, "val": 10, "test": 30}), "split.sizes", "330 subjects"),
         (lambda c: c["grid"].update(center_mm=[5, 0, 0]), "grid", "symmetric"),
+        # the torch FBP engine and its keys were removed: an old config's keys are named, not ignored
+        (lambda c: c["reconstruct"].update(backend="torch"), "reconstruct", "'backend' was unexpected"),
+        (lambda c: c["reconstruct"].update(device="cuda"), "reconstruct", "'device' was unexpected"),
     ],
 )
 def test_invalid_configs_name_the_key_and_value(default_cfg, edit, key, fragment):

@@ -1,5 +1,7 @@
 """One source of defaults: the config schema. What the package offers to Python callers agrees with it."""
 
+import pytest
+
 from datxai.config import section_defaults, validate_config
 
 
@@ -14,6 +16,9 @@ def test_reconstruction_defaults_come_from_the_schema():
 
     assert DEFAULTS == section_defaults("reconstruct")
     assert resolve_params({}) == section_defaults("reconstruct")
+    # keys of the removed torch engine are refused by name (the CLI's and Python callers' path)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['backend', 'device'\]"):
+        resolve_params({"backend": "torch", "device": "cuda"})
 
 
 def test_lrp_dataclass_defaults_match_the_schema():

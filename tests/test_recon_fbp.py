@@ -160,25 +160,6 @@ def test_output_size_keeps_voxel_size_and_centre():
         assert (w * y).sum() / w.sum() == pytest.approx(8.0, abs=0.3)
 
 
-def test_numpy_and_torch_agree(rng):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    n_bins, bin_mm = 35, 3.9
-    theta = (np.arange(48) * 7.5 + 3.0) % 360
-    sino = rng.random((2, 7, 48, n_bins)).astype(np.float32)
-    for interp in ("linear", "nearest"):
-        a = fbp(sino, theta, bin_mm, interpolation=interp, output_size=38)
-        b = fbp(sino, theta, bin_mm, interpolation=interp, output_size=38, backend="torch", device="cpu")
-        t = fbp(torch.from_numpy(sino), theta, bin_mm, interpolation=interp, output_size=38, backend="torch")
-        assert isinstance(b, np.ndarray) and isinstance(t, torch.Tensor)
-        tol = 1e-5 * np.abs(a).max()  # float32, different summation order
-        assert np.abs(a - b).max() < tol
-        assert np.abs(a - t.numpy()).max() < tol
-    if torch.cuda.is_available():
-        g = fbp(sino, theta, bin_mm, backend="torch", device="cuda")
-        assert np.abs(fbp(sino, theta, bin_mm) - g).max() < 1e-4 * np.abs(g).max()
-
-
 def test_reconstruct_frames_native_orientation():
     # a small ball at a known (x, y, z) in mm must land there through native_affine;
     # n_rows != n_bins and a (2,) subject batch catch axis mix-ups
@@ -204,7 +185,7 @@ def test_reconstruct_frames_native_orientation():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"filter_name": "butterworth"}, "filter"), ({"interpolation": "cubic"}, "interpolation"),
-     ({"backend": "jax"}, "backend"), ({"cutoff_cycles_per_cm": -1.0}, "cutoff")],
+     ({"cutoff_cycles_per_cm": -1.0}, "cutoff")],
 )
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -216,16 +197,10 @@ def test_wrong_sinogram_shape():
         fbp(np.zeros((5, 8)), [0, 45, 90, 135], 4.0)
 
 
-def test_device_resolution_is_the_package_one():
-    # one resolver (datxai.devices) for every stage; the error names this stage's key
-    import torch
-
-    from datxai.recon.fbp import resolve_device
-
-    assert resolve_device("cpu") == "cpu"
-    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="reconstruct.device must be auto, cpu or cuda"):
-        resolve_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="reconstruct.device is 'cuda' but no CUDA device"):
-            fbp(np.zeros((4, 8)), [0, 45, 90, 135], 4.0, backend="torch", device="cuda")
+def test_numpy_is_the_only_engine():
+    # the torch engine was removed (BENCHMARKS.md, FBP): no backend/device arguments, numpy in and out,
+    # array-likes accepted
+    with pytest.raises(TypeError, match="backend"):
+        fbp(np.zeros((4, 8)), [0, 45, 90, 135], 4.0, backend="numpy")
+    out = fbp(np.zeros((4, 8)).tolist(), [0, 45, 90, 135], 4.0)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (8, 8)

@@ -1,7 +1,7 @@
 """Reconstruction of DICOM NM projections: reader, filtered back-projection, Chang correction.
 
 Entry points: :func:`read_projections` (DICOM -> :class:`Projections`),
-:func:`fbp` / :func:`reconstruct_frames` (numpy or torch, batched),
+:func:`fbp` / :func:`reconstruct_frames` (numpy, batched over slices and subjects),
 :func:`chang_correct`, :func:`reconstruct_file` (DICOM -> native NIfTI); reconstructed NM volumes
 (RECON TOMO): :func:`read_nm_volume`, :func:`convert_volume_file`.
 """

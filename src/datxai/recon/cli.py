@@ -25,8 +25,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--chang", dest="attenuation_correction", action="store_true", default=None,
                    help="first-order Chang attenuation correction")
     p.add_argument("--mu", dest="mu_per_cm", type=float, help="attenuation coefficient, 1/cm")
-    p.add_argument("--backend", choices=("numpy", "torch"))
-    p.add_argument("--device", help="torch device: cpu, cuda, auto")
     p.set_defaults(func=run)
 
 
@@ -39,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
         params.update(load_config(args.config).get("reconstruct", {}))
     for key in ("filter", "cutoff_cycles_per_cm", "output_size", "interpolation", "attenuation_correction",
-                "mu_per_cm", "backend", "device"):
+                "mu_per_cm"):
         if getattr(args, key) is not None:
             params[key] = getattr(args, key)
     summary = reconstruct_file(args.dicom, args.output, params)

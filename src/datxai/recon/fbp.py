@@ -25,8 +25,10 @@ The algorithm follows Kak & Slaney (1988, ch. 3) and MATLAB ``iradon``:
 Back-projection is a fixed sparse operator ``(m * m, n_views * n_bins)`` (two
 non-zeros per voxel and view; views 180 degrees apart are first added, bins
 reversed, so 360-degree data costs one half-turn), cached per geometry and
-applied to all slices of all subjects at once: ``scipy.sparse`` on the numpy path, ``torch.sparse``
-(CPU or CUDA) on the torch path.
+applied to all slices of all subjects at once with ``scipy.sparse``; the filtering uses ``scipy.fft``
+in float32. numpy is the only engine: a torch one (CPU or CUDA) was measured and removed (BENCHMARKS.md,
+FBP): per study of 128 slices x 120 views x 128 bins it took 0.031 s (CPU) or 0.008 s (CUDA, warm) where
+numpy takes 0.067 s, a few hundredths of a second in a ``reconstruct_spect`` job of ~2 s per subject.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import warnings
 
 import numpy as np
+import scipy.fft
 import scipy.sparse as sp
 
 from ..geometry import radon_angles
@@ -45,7 +47,6 @@ log = logging.getLogger(__name__)
 
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 INTERPOLATIONS = ("linear", "nearest")
-BACKENDS = ("numpy", "torch")
 
 
 def padded_length(n_bins: int) -> int:
@@ -192,32 +193,6 @@ def _backprojector(angles_key: tuple, n_bins: int, output_size: int, interpolati
     return a
 
 
-@functools.lru_cache(maxsize=8)
-def _torch_backprojector(angles_key, n_bins, output_size, interpolation, circle, device: str):
-    import torch
-
-    a = _backprojector(angles_key, n_bins, output_size, interpolation, circle)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta"
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(a.indptr.astype(np.int64)),
-            torch.from_numpy(a.indices.astype(np.int64)),
-            torch.from_numpy(a.data),
-            size=a.shape,
-            dtype=torch.float32,
-            device=device,
-            check_invariants=False,
-        )
-
-
-def resolve_device(device: str) -> str:
-    """:func:`datxai.devices.resolve_device` for ``reconstruct.device``, as a string (``'auto'`` -> ``'cuda'``
-    when available else ``'cpu'``; ``'cuda'`` without a GPU is an error)."""
-    from ..devices import resolve_device as resolve
-
-    return str(resolve(device, key="reconstruct.device"))
-
-
 def fbp(
     sinograms,
     angles_deg,
@@ -227,16 +202,14 @@ def fbp(
     output_size: int | None = None,
     interpolation: str = "linear",
     circle: bool = True,
-    backend: str = "numpy",
-    device: str = "cpu",
-):
+) -> np.ndarray:
     """Reconstruct slices from parallel-beam sinograms.
 
     Parameters
     ----------
     sinograms : array ``(..., n_angles, n_bins)``
         Line integrals in value * mm; any leading batch dimensions (slices,
-        subjects). A ``torch.Tensor`` is accepted with ``backend='torch'``.
+        subjects).
     angles_deg : ``(n_angles,)``
         Projection angles (degrees, Radon convention: lines ``x cos + y sin = s``; see the module docstring).
     bin_mm : float
@@ -249,18 +222,16 @@ def fbp(
     interpolation : ``'linear'`` or ``'nearest'``
     circle : bool
         Zero the voxels outside the field of view (radius ``n_bins / 2`` bins).
-    backend : ``'numpy'`` or ``'torch'``; device : ``'cpu'``, ``'cuda'``, ``'auto'`` (torch only).
 
     Returns
     -------
-    array ``(..., m, m)`` float32 indexed ``[x, y]`` (value units): numpy for
-    numpy input, a tensor on ``device`` for tensor input.
+    numpy array ``(..., m, m)`` float32 indexed ``[x, y]`` (value units).
     """
     _check_choice("filter", filter_name, FILTERS)
     _check_choice("interpolation", interpolation, INTERPOLATIONS)
-    _check_choice("backend", backend, BACKENDS)
     angles = np.asarray(angles_deg, dtype=float).ravel()
-    shape = tuple(sinograms.shape)
+    sinograms = np.asarray(sinograms, dtype=np.float32)
+    shape = sinograms.shape
     if len(shape) < 2 or shape[-2] != angles.size:
         raise ValueError(f"sinograms must be (..., n_angles={angles.size}, n_bins), got shape {shape}")
     n_bins = shape[-1]
@@ -281,34 +252,14 @@ def fbp(
     # Opposite views are folded *before* filtering: the filter is an even (circular, L >= 2 n_bins) convolution,
     # so it commutes with reversing the bins and filter(a) + reverse(filter(b)) = filter(a + reverse(b)); for
     # 360-degree data this halves the FFTs. The angular weights are applied per view before folding.
-    if backend == "numpy":
-        import scipy.fft
-
-        p = np.asarray(sinograms, dtype=np.float32).reshape(-1, angles.size, n_bins) * weights
-        pk = p[:, keep]
-        pk[:, paired] += p[:, partner[paired], ::-1]
-        # scipy.fft keeps float32 (numpy.fft would compute in float64): ~1e-7 relative, far below the 1e-3 check
-        qk = scipy.fft.irfft(scipy.fft.rfft(pk, n=order, axis=-1) * filt.astype(np.float32), n=order,
-                             axis=-1)[..., :n_bins]
-        qk = np.ascontiguousarray(qk.reshape(qk.shape[0], n_keep * n_bins).T)  # (n_keep * n_bins, B)
-        out = _backprojector(*key) @ qk  # (m * m, B)
-        return np.ascontiguousarray(out.T).reshape(*batch, m, m)
-
-    import torch
-
-    dev = resolve_device(device)
-    is_tensor = isinstance(sinograms, torch.Tensor)
-    p = sinograms if is_tensor else torch.from_numpy(np.asarray(sinograms, dtype=np.float32))
-    p = p.to(device=dev, dtype=torch.float32).reshape(-1, angles.size, n_bins) * torch.from_numpy(weights).to(dev)
-    pk = p[:, torch.from_numpy(keep).to(dev)]
-    if paired.size:
-        idx = torch.from_numpy(paired).to(dev)
-        pk[:, idx] += p[:, torch.from_numpy(partner[paired]).to(dev)].flip(-1)
-    h = torch.from_numpy(filt.astype(np.float32)).to(dev)
-    qk = torch.fft.irfft(torch.fft.rfft(pk, n=order, dim=-1) * h, n=order, dim=-1)[..., :n_bins]
-    qk = qk.reshape(qk.shape[0], n_keep * n_bins).T.contiguous()
-    out = (_torch_backprojector(*key, dev) @ qk).T.reshape(*batch, m, m)
-    return out if is_tensor else out.cpu().numpy()
+    p = sinograms.reshape(-1, angles.size, n_bins) * weights
+    pk = p[:, keep]
+    pk[:, paired] += p[:, partner[paired], ::-1]
+    # scipy.fft keeps float32 (numpy.fft would compute in float64): ~1e-7 relative, far below the 1e-3 check
+    qk = scipy.fft.irfft(scipy.fft.rfft(pk, n=order, axis=-1) * filt.astype(np.float32), n=order, axis=-1)[..., :n_bins]
+    qk = np.ascontiguousarray(qk.reshape(qk.shape[0], n_keep * n_bins).T)  # (n_keep * n_bins, B)
+    out = _backprojector(*key) @ qk  # (m * m, B)
+    return np.ascontiguousarray(out.T).reshape(*batch, m, m)
 
 
 def reconstruct_frames(frames, angles_deg, bin_mm: float, **kwargs):
@@ -327,19 +278,15 @@ def reconstruct_frames(frames, angles_deg, bin_mm: float, **kwargs):
 
     Returns
     -------
-    array ``(..., m, m, n_rows)`` float32 in the native space of
+    numpy array ``(..., m, m, n_rows)`` float32 in the native space of
     :func:`datxai.geometry.native_affine` (RAS+, axis 2 inferior -> superior).
     """
-    shape = tuple(frames.shape)
+    frames = np.asarray(frames)
+    shape = frames.shape
     if len(shape) < 3:
         raise ValueError(f"frames must be (..., n_frames, n_rows, n_bins), got shape {shape}")
     # sinogram of row r: frames[..., :, r, :]; move rows in front of the views
-    if hasattr(frames, "movedim"):
-        sino = frames.movedim(-2, -3)
-    else:
-        sino = np.moveaxis(np.asarray(frames), -2, -3)
+    sino = np.moveaxis(frames, -2, -3)
     vol = fbp(sino, radon_angles(angles_deg), bin_mm, **kwargs)  # (..., n_rows, m, m)
     # row 0 is superior; native z grows superior -> flip the row axis, put it last
-    if hasattr(vol, "movedim"):
-        return vol.flip(-3).movedim(-3, -1).contiguous()
     return np.ascontiguousarray(np.moveaxis(vol[..., ::-1, :, :], -3, -1))

@@ -41,7 +41,6 @@ def reconstruct_projections(proj: Projections, params: dict | None = None) -> tu
         proj.frames, proj.angles_deg, proj.bin_mm,
         filter_name=p["filter"], cutoff_cycles_per_cm=p["cutoff_cycles_per_cm"],
         output_size=p["output_size"], interpolation=p["interpolation"],
-        backend=p["backend"], device=p["device"],
     )
     if p["attenuation_correction"]:
         vol, _ = chang_correct(vol, proj.bin_mm, p["mu_per_cm"], threshold=p["body_threshold"])
