@@ -183,7 +183,8 @@ AFTER_CLUSTERS = {"find_clusters": G, "cluster_uptake": (), "compute_uptake_stat
                   "plot_relevance_figures": (), "plot_stats_figures": (), "compare_methods": ()}
 # the voxelwise comparator (train, test) reads the stack of scaled images, the split and the sheet
 AFTER_VOXELWISE = {"voxelwise_comparator": (), "compare_methods": (), "validate_clusters": ()}
-AFTER_MAPS = {"compute_relevance": S3, "group_relevance": S3, "companion_analyses": (), **AFTER_CLUSTERS}
+AFTER_MAPS = {"compute_relevance": S3, "group_relevance": S3, "companion_analyses": (), "audit_relevance": S3,
+              **AFTER_CLUSTERS}
 AFTER_DATASET = {"build_dataset": S3, "train_cnn": S3, "evaluate_cnn": S3, "collect_table1": (),
                  "plot_learning_curves": (), "compare_sbr_classifier": (), **AFTER_MAPS, **AFTER_VOXELWISE}
 AFTER_SCALE = {"scale_and_quantify": (), "stack_scaled_images": (), "collect_sbr": (), "validate_sbr": (),
@@ -200,16 +201,18 @@ RERUN_MATRIX = {
     "split.n_draws": ("split: {n_draws: 21}", {"split_cohort": (), **AFTER_DATASET}),
     "train.epochs.full": ("train: {epochs: {full: 16, striatum: 15, nostriatum: 15}}",
                           {"train_cnn": ("full",), "evaluate_cnn": ("full",), "compute_relevance": ("full",),
-                           "group_relevance": ("full",), "find_clusters": ("full",), "collect_table1": (),
+                           "audit_relevance": ("full",), "group_relevance": ("full",), "find_clusters": ("full",), "collect_table1": (),
                            "plot_learning_curves": (), "companion_analyses": (), "plot_relevance_figures": (),
                            "validate_clusters": (), "compare_methods": ()}),
     "model.fc_widths.striatum": ("model: {fc_widths: {striatum: [16, 8]}}",
                                  {"train_cnn": ("striatum",), "evaluate_cnn": ("striatum",),
                                   "compute_relevance": ("striatum",), "group_relevance": ("striatum",),
+                                  "audit_relevance": ("striatum",),
                                   "collect_table1": (), "plot_learning_curves": (), "plot_relevance_figures": ()}),
     "explain.epsilon": ("explain: {epsilon: 2.0e-4}", AFTER_MAPS),
     "explain.target": ("explain: {target: reduced}", AFTER_MAPS),
     "explain.batch_size": ("explain: {batch_size: 2}", {}),  # memory only
+    "explain.faithfulness.steps": ("explain: {faithfulness: {steps: 8}}", {"audit_relevance": S3}),
     "group.percentile": ("group: {percentile: 90}", AFTER_CLUSTERS),
     "group.min_cluster_ml": ("group: {min_cluster_ml: 2.0}", {**AFTER_CLUSTERS, **AFTER_VOXELWISE}),
     "group.voxelwise.n_perm": ("group: {voxelwise: {n_perm: 499}}", AFTER_VOXELWISE),

@@ -30,10 +30,22 @@ def schema() -> dict:
         return yaml.load(fh, Loader=loader)
 
 
+def _defaults(props: dict) -> dict:
+    """Defaults of ``properties``, nested objects filled as validation fills them (their own defaults first)."""
+    out = {}
+    for k, v in props.items():
+        if "default" not in v:
+            continue
+        d = copy.deepcopy(v["default"])
+        if isinstance(d, dict) and "properties" in v:
+            d = {**_defaults(v["properties"]), **d}
+        out[k] = d
+    return out
+
+
 def section_defaults(section: str) -> dict:
     """The schema's defaults of one top-level section (e.g. ``reconstruct``): the one source of defaults."""
-    props = schema()["properties"][section].get("properties", {})
-    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+    return _defaults(schema()["properties"][section].get("properties", {}))
 
 
 def _fill_defaults(validator_cls):

@@ -372,9 +372,29 @@ def lrp_runtime(wildcards):
     return int(10 + len(SUBJECTS) * 0.35 * 20 * voxels / (71 * 90 * 72) / 60)
 
 
+# what an LRP map depends on: the explain section without batch_size (memory only: maps agree to float32
+# rounding, tests/test_explain_lrp.py; the script reads it from the config) and without the audit's settings
+LRP_PARAMS = {
+    k: v
+    for k, v in config["explain"].items()
+    if k not in ("batch_size", "faithfulness")
+}
+AUDIT = config["explain"]["faithfulness"]["enabled"]
+
+
+def audit_seed(wildcards):
+    from datxai.config import derive_seed
+
+    return derive_seed(config["seed"], "audit", wildcards.setting)
+
+
 def explain_targets():
     """What the explain/group stage contributes to `rule all`."""
     targets = expand(res("relevance", "{setting}"), setting=SETTINGS)
+    if AUDIT:
+        targets += expand(
+            res("figures", "faithfulness_{setting}.png"), setting=SETTINGS
+        )
     targets += expand(res("group", "{setting}", "heat.nii.gz"), setting=SETTINGS)
     targets += cluster_tables(None)
     targets += [

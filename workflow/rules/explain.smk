@@ -27,15 +27,70 @@ rule compute_relevance:
         gpu=1,
         runtime=lrp_runtime,
     params:
-        # what the maps depend on; explain.batch_size (memory only: maps agree to float32 rounding,
-        # tests/test_explain_lrp.py) is read from the config by the script, so changing it reruns nothing
-        explain={k: v for k, v in config["explain"].items() if k != "batch_size"},
+        # what the maps depend on (common.smk: not explain.batch_size, read by the script, nor the audit's keys)
+        explain=LRP_PARAMS,
         device=config["explain"]["device"],
         grid=config["grid"],
         box_mm=config["settings"]["striatum_box_mm"],
         numerics=config["numerics"],
     script:
         "../../scripts/compute_relevance.py"
+
+
+rule audit_relevance:
+    """Faithfulness and sanity of one setting's relevance (explain.faithfulness): region perturbation of the test
+    cases (LRP, gradient x input and random rankings; AOPC with bootstrap CIs), cascading parameter randomisation
+    and the random-logit check. Reads the model and the data, not the maps: no map depends on it.
+    """
+    input:
+        model=res("train", "{setting}", "model.pt"),
+        images=res("dataset", "{setting}", "test.npy"),
+        table=res("dataset", "{setting}", "test.tsv"),
+        train=res("dataset", "{setting}", "train.npy"),
+    output:
+        curves=res("explain_audit", "{setting}", "perturbation_curves.tsv"),
+        aopc=report(
+            res("explain_audit", "{setting}", "aopc.tsv"),
+            caption="../report/audit_aopc.rst",
+            category="Relevance audit",
+            labels={"setting": "{setting}", "table": "AOPC per ranking"},
+        ),
+        randomisation=report(
+            res("explain_audit", "{setting}", "randomisation.tsv"),
+            caption="../report/audit_randomisation.rst",
+            category="Relevance audit",
+            labels={"setting": "{setting}", "table": "randomisation checks"},
+        ),
+        figure=report(
+            res("figures", "faithfulness_{setting}.png"),
+            caption="../report/audit_figure.rst",
+            category="Relevance audit",
+            labels={
+                "setting": "{setting}",
+                "figure": "perturbation curves and randomisation",
+            },
+        ),
+    log:
+        log("audit_relevance", "{setting}.log"),
+    benchmark:
+        bench("audit_relevance", "{setting}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["numerics"]["cpu_threads"]
+    resources:
+        gpu=1,
+    params:
+        explain=LRP_PARAMS,
+        checks={
+            k: v
+            for k, v in config["explain"]["faithfulness"].items()
+            if k != "enabled"
+        },
+        seed=audit_seed,
+        device=config["explain"]["device"],
+        numerics=config["numerics"],
+    script:
+        "../../scripts/audit_relevance.py"
 
 
 rule group_relevance:
