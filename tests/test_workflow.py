@@ -180,9 +180,9 @@ def test_one_settings_training_change_reruns_that_setting_only(tiny_run, tmp_pat
 # (provenance.json records the resolved config).
 S3, G = ("full", "nostriatum", "striatum"), ("full", "nostriatum")
 AFTER_CLUSTERS = {"find_clusters": G, "cluster_uptake": (), "compute_uptake_statistics": (), "validate_clusters": (),
-                  "plot_relevance_figures": (), "plot_stats_figures": (), "compare_methods": ()}
+                  "plot_relevance_figures": (), "plot_stats_figures": (), "compare_methods": (), "validate_findings": ()}
 # the voxelwise comparator (train, test) reads the stack of scaled images, the split and the sheet
-AFTER_VOXELWISE = {"voxelwise_comparator": (), "compare_methods": (), "validate_clusters": ()}
+AFTER_VOXELWISE = {"voxelwise_comparator": (), "compare_methods": (), "validate_clusters": (), "validate_findings": ()}
 AFTER_MAPS = {"compute_relevance": S3, "group_relevance": S3, "companion_analyses": (), "audit_relevance": S3,
               **AFTER_CLUSTERS}
 AFTER_DATASET = {"build_dataset": S3, "train_cnn": S3, "evaluate_cnn": S3, "collect_table1": (),
@@ -203,7 +203,7 @@ RERUN_MATRIX = {
                           {"train_cnn": ("full",), "evaluate_cnn": ("full",), "compute_relevance": ("full",),
                            "audit_relevance": ("full",), "group_relevance": ("full",), "find_clusters": ("full",), "collect_table1": (),
                            "plot_learning_curves": (), "companion_analyses": (), "plot_relevance_figures": (),
-                           "validate_clusters": (), "compare_methods": ()}),
+                           "validate_clusters": (), "compare_methods": (), "validate_findings": ()}),
     "model.fc_widths.striatum": ("model: {fc_widths: {striatum: [16, 8]}}",
                                  {"train_cnn": ("striatum",), "evaluate_cnn": ("striatum",),
                                   "compute_relevance": ("striatum",), "group_relevance": ("striatum",),

@@ -410,7 +410,10 @@ def explain_targets():
             res("companion", "summary.tsv"),
         ]
     if SYNTHETIC:
-        targets += [res("validation", "clusters_vs_truth.tsv")]
+        targets += [
+            res("validation", "clusters_vs_truth.tsv"),
+            res("validation", "clusters_classified.tsv"),
+        ]
     return targets
 
 

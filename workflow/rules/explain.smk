@@ -346,3 +346,63 @@ rule validate_clusters:
         min_share=config["group"]["truth_min_share"],
     script:
         "../../scripts/validate_clusters.py"
+
+
+rule validate_findings:
+    """Synthetic cohort only: what each cluster means and what each method could have found. The noise-free truth
+    of the training subjects, with and without the planted effects, blurred by the chain's fitted resolution,
+    splits every cluster's observed difference into planted effect and striatal spill-over (planted / spill-over /
+    spurious); each planted region's visibility per setting and the effect the chain leaves of it (expected |t| at
+    the subset's n against the voxelwise FWE threshold) read a miss as not visible, too weak or missed.
+    """
+    input:
+        cohort_truth=res("cohort", "truth", "cohort_truth.tsv"),
+        anatomy=res("cohort", "truth", "phantom_anatomy.npz"),
+        truth=truth_jsons,
+        atlas=res("atlas", "atlas_grid.npz"),
+        sbr=res("quant", "sbr.tsv"),
+        split=res("split", "split.tsv"),
+        participants=participants_tsv(),
+        stack=rules.stack_scaled_images.output.npy,
+        stack_sidecar=rules.stack_scaled_images.output.sidecar,
+        lrp_niftis=cluster_niftis,
+        lrp_tables=cluster_tables,
+        vox_niftis=comparator_files("clusters.nii.gz"),
+        vox_tables=comparator_files("clusters.tsv"),
+        vox_summaries=comparator_files("summary.json"),
+        validation=res("validation", "clusters_vs_truth.tsv"),
+    output:
+        classes=report(
+            res("validation", "clusters_classified.tsv"),
+            caption="../report/validation_classes.rst",
+            category="Validation against the synthetic truth",
+            labels={"table": "clusters: planted, spill-over or spurious"},
+        ),
+        detectability=report(
+            res("validation", "detectability.tsv"),
+            caption="../report/validation_detectability.rst",
+            category="Validation against the synthetic truth",
+            labels={"table": "planted regions: visible, detectable, found"},
+        ),
+        recovery=report(
+            res("validation", "recovery.tsv"),
+            caption="../report/validation_recovery.rst",
+            category="Validation against the synthetic truth",
+            labels={"table": "recovery over the detectable planted regions"},
+        ),
+        resolution=res("validation", "truth_resolution.json"),
+    log:
+        log("validate_findings.log"),
+    benchmark:
+        bench("validate_findings.tsv")
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        simulate=config["simulate"],
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        reference_percentile=config["scale"]["reference_percentile"],
+        settings=CLUSTER_SETTINGS,
+        subsets=COMPARATOR_SUBSETS,
+    script:
+        "../../scripts/validate_findings.py"

@@ -273,3 +273,100 @@ def run_compare_methods(lrp: dict, voxelwise: dict, atlas, grid: Grid, box_mm, o
     plot_thresholded_heat(tmaps, {k: np.rint(labels[k]).astype(int) for k in tmaps}, thresholds, grid, atlas.t1, box_mm,
                           out_fig, colorbar_label="voxelwise t (reduced - normal), FWE clusters only")
     return long, wide
+
+
+def run_truth_validation(cohort_truth_tsv, anatomy_npz, sim: dict, atlas, grid: Grid, box_mm, scale_percentile: float,
+                         sbr_tsv, split_tsv, participants_tsv, stack_npy, stack_sidecar, lrp: dict, voxelwise: dict,
+                         validation_tsv, out_classes, out_detect, out_recovery, out_json, subset: str = "train"):
+    """Synthetic cohort only: every cluster classed planted / spill-over / spurious, every planted region's
+    detectability and the recovery over what was detectable (see :mod:`.truth`), on ``subset``.
+
+    ``lrp``: ``{setting: (clusters nifti, tsv)}``; ``voxelwise``: ``{subset: (nifti, tsv, summary json)}``.
+    """
+    import pandas as pd
+
+    from ..dataset import ImageStack, box_mask
+    from ..participants import load_participants
+    from ..simulate.phantom import PhantomAnatomy
+    from .clusters import planted_from_truth
+    from .truth import (blur, classify_clusters, detectability, fit_resolution, group_difference, recovery,
+                        truth_images)
+
+    truth = read_tsv(cohort_truth_tsv, required=["subject", "true_class", "affected_side"])
+    split = read_tsv(split_tsv, required=["subject", "subset"])
+    subjects = [str(s) for s in split.loc[split["subset"] == subset, "subject"]]
+    sheet = load_participants(participants_tsv).set_index("subject")
+    sbr = read_tsv(sbr_tsv, required=["subject", "mirrored"]).set_index("subject")
+    missing = [s for s in subjects if s not in set(truth["subject"]) or s not in sbr.index or s not in sheet.index]
+    if missing:
+        raise InputError(f"{subset} subjects without truth, SBR or participants row: {missing[:5]}")
+    rows = truth.set_index("subject").loc[subjects].reset_index().to_dict("records")
+    reduced = (sheet.loc[subjects, "label"] == "reduced").to_numpy()
+    mirrored = {s: str(sbr.loc[s, "mirrored"]).lower() in ("true", "1", "yes") for s in subjects}
+    anat = PhantomAnatomy.load(anatomy_npz)
+    stack = ImageStack(stack_npy, stack_sidecar)
+    stack.check_grid(grid.shape, grid.affine)
+    observed = np.asarray(stack.array[stack.rows(subjects)], np.float32)
+    ref = np.asarray(atlas.reference_mask, bool)
+    with_planted = truth_images(rows, sim, anat, grid, ref, scale_percentile, mirrored, planted=True)
+    without = with_planted.copy()
+    red_idx = [i for i, row in enumerate(rows) if row["true_class"] == "reduced"]  # only they carry planted effects
+    without[red_idx] = truth_images([rows[i] for i in red_idx], sim, anat, grid, ref, scale_percentile, mirrored,
+                                    planted=False)
+    brain = np.asarray(atlas.brain_mask, bool)
+    fwhm, gain, r = fit_resolution(with_planted[~reduced].mean(axis=0), observed[~reduced].mean(axis=0), brain,
+                                   grid.voxel_mm)
+    logger.info("imaging chain resolution fitted to the normal %s subjects: FWHM %.1f mm (gain %.3f, r %.3f)",
+                subset, fwhm, gain, r)
+    d_obs = group_difference(observed, reduced)
+    d_truth = gain * blur(group_difference(with_planted, reduced), fwhm, grid.voxel_mm)
+    d_spill = gain * blur(group_difference(without, reduced), fwhm, grid.voxel_mm)
+
+    tables, labels = {}, {}
+    for setting, (nii, tsv) in lrp.items():
+        tables[setting] = read_tsv(tsv, required=["cluster", "label", "side", "volume_ml"])
+        labels[setting] = np.rint(load_nifti(nii, shape=grid.shape, allow_zero=True)[0]).astype(int)
+    thresholds = {}
+    for sub, (nii, tsv, summary) in voxelwise.items():
+        key = f"voxelwise_{sub}"
+        tables[key] = read_tsv(tsv, required=["cluster", "label", "side", "volume_ml"])
+        labels[key] = np.rint(load_nifti(nii, shape=grid.shape, allow_zero=True)[0]).astype(int)
+        with open(summary) as fh:
+            thresholds[sub] = float(json.load(fh)["fwe_threshold_abs_t"])
+    classes = classify_clusters(tables, labels, d_obs, d_truth, d_spill)
+
+    records = []
+    for s in subjects:
+        with open(Path(cohort_truth_tsv).parent / f"{s}_truth.json") as fh:
+            records.append(json.load(fh))
+    planted = planted_from_truth(records)
+    masks, means = {}, {}
+    for region, side, _n in planted:
+        masks[(region, side)] = atlas.mask(region, "L" if side == "I" else "R")
+        m = masks[(region, side)]
+        means[(region, side)] = (observed[:, m].mean(axis=1) if m.any() else np.full(len(subjects), np.nan), reduced)
+    validation = read_tsv(validation_tsv, required=["setting", "planted_region", "side", "hit"])
+    hits = {(r.setting, r.planted_region, r.side): r.hit == "yes" for r in validation.itertuples()}
+    def counts(sub):
+        ids = [str(s) for s in split.loc[split["subset"] == sub, "subject"]]
+        red = (sheet.loc[ids, "label"] == "reduced").to_numpy()
+        return int(red.sum()), int((~red).sum())
+
+    t_thr = thresholds.get(subset, float("nan"))
+    design = {m: (*counts(subset), t_thr) for m in lrp}
+    design.update({f"voxelwise_{sub}": (*counts(sub), thresholds[sub]) for sub in voxelwise})
+    detect = detectability(planted, hits, masks, box_mask(grid, box_mm), d_truth - d_spill, means, design)
+    rec = recovery(detect)
+    write_tsv(classes, out_classes)
+    write_tsv(detect, out_detect)
+    write_tsv(rec, out_recovery)
+    write_json({"subset": subset, "fwhm_mm": fwhm, "gain": gain, "r": r, "n_reduced": int(reduced.sum()),
+                "n_normal": int((~reduced).sum()), "t_threshold": t_thr,
+                "rules": {"spurious": "truth explains < 25 % of the observed difference or has the other sign",
+                          "spill-over": "the striatal loss alone gives >= 50 % of the truth's difference",
+                          "planted": "otherwise"}}, out_json)
+    for c in classes.itertuples():
+        logger.info("%s cluster %d %s %s: observed %.4f, truth %.4f (spill-over %.4f, planted %.4f) -> %s",
+                    c.method, c.cluster, c.label, c.side, c.d_observed, c.d_truth, c.d_spillover, c.d_planted,
+                    c[-1])
+    return classes, detect, rec
