@@ -212,6 +212,7 @@ def recovery(detect) -> "object":
     and recovery = found among the detectable."""
     import pandas as pd
 
+    cols = ["method", "planted", "visible", "detectable", "found", "found_of_detectable", "recovery"]
     out = []
     for method, g in detect.groupby("method", sort=False):
         detectable = g["visible"] & (g["expected_t"] >= g["t_threshold"])
@@ -220,4 +221,4 @@ def recovery(detect) -> "object":
                     "detectable": int(detectable.sum()), "found": int(found.sum()),
                     "found_of_detectable": int((found & detectable).sum()),
                     "recovery": float((found & detectable).sum() / detectable.sum()) if detectable.any() else np.nan})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=cols)
