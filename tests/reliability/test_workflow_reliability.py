@@ -515,8 +515,8 @@ def test_more_repeats_train_only_the_new_ones(baseline, workdir):
     repeats.write_text("train:\n  repeats: 2\n")
     dry = snakemake(baseline, "-n", configs=[repeats]).stdout
     planned = set(re.findall(r"^(\w+)\s+\d+$", dry.split("Job stats:")[1].split("total")[0], re.M))
-    assert planned == {"train_cnn_repeat", "evaluate_cnn_repeat", "collect_repeats", "write_provenance",
-                       "verify_inputs", "all"}, planned
+    assert planned == {"train_cnn_repeat", "evaluate_cnn_repeat", "collect_repeats", "case_uncertainty",
+                       "write_provenance", "verify_inputs", "all"}, planned
     model = baseline / "train" / "full" / "model.pt"
     before = hashlib.sha256(model.read_bytes()).hexdigest()
     snakemake(baseline, configs=[repeats])
@@ -527,6 +527,12 @@ def test_more_repeats_train_only_the_new_ones(baseline, workdir):
     assert sorted(per["repeat"].unique()) == [0, 1] and len(per) == 6 and list(summary["n_repeats"]) == [2, 2, 2]
     for r in per[per["repeat"] == 0].itertuples():  # repeat 0 is the study's model: Table 1 itself
         assert (r.tp, r.tn, r.fp, r.fn) == tuple(table1.loc[r.setting, ["tp", "tn", "fp", "fn"]])
+    unc = pd.read_csv(baseline / "evaluate" / "uncertainty_summary.tsv", sep="\t").set_index("setting")
+    cases = pd.read_csv(baseline / "evaluate" / "uncertainty_cases.tsv", sep="\t")
+    assert list(unc["n_repeats"]) == [2, 2, 2] and len(cases) == unc["n_cases"].sum()
+    for s, row in unc.iterrows():  # repeat 0 is the study's model: its accuracy is Table 1's
+        assert row.n_cases == table1.loc[s, "n"] and row.accuracy_repeat0 == pytest.approx(table1.loc[s, "accuracy"])
+    assert (cases["p_reduced_range"] >= 0).all() and (cases["n_repeats"] == 2).all()
     seeds = {json.loads((baseline / "train" / "full" / sub / "hyperparameters.json").read_text())["training"]["seed"]
              for sub in ("", "repeat-1")}
     assert len(seeds) == 2, "the repeat trained with the study model's seed"

@@ -134,6 +134,8 @@ def final_targets():
         targets += [
             res("evaluate", "table1_repeats.tsv"),
             res("evaluate", "table1_repeats_summary.tsv"),
+            res("evaluate", "uncertainty_cases.tsv"),
+            res("evaluate", "uncertainty_summary.tsv"),
         ]
     targets += explain_targets()
     targets += stats_targets()

@@ -131,6 +131,42 @@ rule collect_repeats:
         "../../scripts/collect_repeats.py"
 
 
+rule case_uncertainty:
+    """Per test case the mean, SD and range of P(reduced) over the training repeats (train.repeats > 1);
+    a case is flagged uncertain when its spread exceeds evaluate.uncertainty.threshold; per setting the
+    flagged share, ensemble and repeat-0 accuracy on all and unflagged cases, repeat-0 errors flagged.
+    """
+    input:
+        predictions=repeat_predictions,
+    output:
+        cases=report(
+            res("evaluate", "uncertainty_cases.tsv"),
+            caption="../report/uncertainty.rst",
+            category="Classification",
+            labels={"table": "case-level uncertainty over training repeats"},
+        ),
+        summary=report(
+            res("evaluate", "uncertainty_summary.tsv"),
+            caption="../report/uncertainty.rst",
+            category="Classification",
+            labels={
+                "table": "uncertainty per setting: flagged, accuracy, errors caught"
+            },
+        ),
+    log:
+        log("case_uncertainty.log"),
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        settings=SETTINGS,
+        repeats=REPEATS,
+        measure=config["evaluate"]["uncertainty"]["measure"],
+        threshold=config["evaluate"]["uncertainty"]["threshold"],
+        confidence=0.95,
+    script:
+        "../../scripts/case_uncertainty.py"
+
+
 rule collect_table1:
     input:
         predictions=all_predictions,
