@@ -21,7 +21,7 @@ def test_box_geometry():
     xyz = GRID.coords_mm()
     inside = np.all([(xyz[a] >= BOX[a][0]) & (xyz[a] <= BOX[a][1]) for a in range(3)], axis=0)
     np.testing.assert_array_equal(m, inside)
-    with pytest.raises(ValueError, match="unknown setting"):
+    with pytest.raises(ValueError, match=r"setting must be one of \['full', 'striatum', 'nostriatum'\]"):
         setting_shape("cortex", GRID, BOX)
 
 

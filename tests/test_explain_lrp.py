@@ -109,7 +109,7 @@ def test_rules_by_name_fail_loudly(model):
         resolve_layer_rules(model, {k: v for k, v in PAPER_RULES.items() if k != "conv2"})
     with pytest.raises(ValueError, match="match no layer"):
         resolve_layer_rules(model, dict(PAPER_RULES, conv5="flat"))
-    with pytest.raises(ValueError, match="unknown rule"):
+    with pytest.raises(ValueError, match=r"explain.rules.conv1 must be one of \['epsilon', .*\]; got 'magic'"):
         LRPConfig(rules=dict(PAPER_RULES, conv1="magic"))
     with pytest.raises(ValueError, match="alpha - beta = 1"):
         LRPConfig(alpha=2.0, beta=0.5)

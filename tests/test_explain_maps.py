@@ -85,7 +85,7 @@ def test_target_reduced_explains_the_reduced_logit_in_every_case(tmp_path):
     agrees = ["yes" if np.argmax(cases[k].logits) == ("normal", "reduced").index(predicted[k]) else "no"
               for k in range(4)]
     assert list(tables["reduced"]["argmax_agrees"]) == agrees == list(tables["predicted"]["argmax_agrees"])
-    with pytest.raises(ValueError, match="explain.target must be one of predicted, reduced"):
+    with pytest.raises(ValueError, match=r"explain.target must be one of \['predicted', 'reduced', 'margin'\]; got "):
         explain_setting(model, data, subjects, labels, predicted, "full", GRID, BOX, LRPConfig(), tmp_path / "x",
                         device="cpu", target="normal")
 

@@ -132,7 +132,7 @@ def test_compare_with_truth():
                                                "Putamen[I]:0.05; Putamen[C]:0.04; Caudate[I]:0.03")
     assert compare_with_truth(table, planted, 0.10).query("cluster == '2'").hit.item() == "striatal"
     assert compare_with_truth(table, planted, 0.20).query("cluster == '2'").hit.item() == "spurious"
-    with pytest.raises(ValueError, match="ipsi\\|contra"):
+    with pytest.raises(ValueError, match=r"planted relation must be one of \['ipsi', 'contra'\]; got 'left'"):
         planted_from_truth([{"subject": "x", "planted": [{"region": "A", "relation": "left"}]}])
 
 

@@ -37,8 +37,10 @@ def test_wilson_ci_matches_statsmodels_and_edge_cases():
             ref = proportion_confint(k, n, alpha=1 - conf, method="wilson")
             assert np.allclose(wilson_ci(k, n, conf), ref, atol=1e-12)  # same closed form: rounding only
     assert all(math.isnan(v) for v in wilson_ci(0, 0))
-    with pytest.raises(ValueError, match="0 <= k <= n"):
+    with pytest.raises(ValueError, match=r"wilson_ci: k must be in \[0, 4\]; got 5"):
         wilson_ci(5, 4)
+    with pytest.raises(ValueError, match="wilson_ci: n must be >= 0; got -1"):
+        wilson_ci(0, -1)
 
 
 def test_metrics_from_hand_counted_confusion_table():

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import check_choice
 from .grid import Grid, average_to_grid
 
 STRIATAL_BASES = ("Caudate", "Putamen", "Accumbens")
@@ -88,14 +89,13 @@ def _sided(base: str, side: str | None) -> list[str]:
     names = region_names()
     if base in names:
         return [base]
+    check_choice("side", side, (None, "L", "R", "left", "right", "Left", "Right"))
     if side is None:
         cands = [f"Left_{base}", f"Right_{base}"]
     elif side in ("L", "left", "Left"):
         cands = [f"Left_{base}"]
-    elif side in ("R", "right", "Right"):
-        cands = [f"Right_{base}"]
     else:
-        raise ValueError(f"side must be None, 'L' or 'R', got {side!r}")
+        cands = [f"Right_{base}"]
     found = [c for c in cands if c in names]
     if not found:
         raise KeyError(f"unknown Harvard-Oxford region {base!r}; known bases: {sorted(base_names())}")

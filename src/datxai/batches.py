@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import math
 
+from .checks import check_range
+
 
 def n_batches(n_subjects: int, subjects_per_job: int) -> int:
     """The power of two nearest (in log2) to ``n_subjects / subjects_per_job``; 1 for a small cohort."""
-    if subjects_per_job < 1:
-        raise ValueError(f"execution.subjects_per_job must be >= 1, got {subjects_per_job}")
+    check_range("execution.subjects_per_job", subjects_per_job, 1)
     ratio = n_subjects / subjects_per_job
     return 1 if ratio <= 1 else 2 ** int(round(math.log2(ratio)))
 

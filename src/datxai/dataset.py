@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import check_choice
 from .grid import Grid
 from .io import atomic_path
 
@@ -42,11 +43,10 @@ def _check_grid(volume: np.ndarray, grid: Grid) -> None:
 
 def setting_shape(setting: str, grid: Grid, box_mm) -> tuple[int, int, int]:
     """Spatial shape ``(nx, ny, nz)`` of one setting's images."""
+    check_choice("setting", setting, SETTINGS)
     if setting == "striatum":
         return tuple(s.stop - s.start for s in grid.box_slices(box_mm))
-    if setting in ("full", "nostriatum"):
-        return tuple(grid.shape)
-    raise ValueError(f"unknown setting {setting!r}; known: {list(SETTINGS)}")
+    return tuple(grid.shape)
 
 
 def box_mask(grid: Grid, box_mm) -> np.ndarray:
@@ -70,17 +70,16 @@ def setting_view(volume: np.ndarray, setting: str, grid: Grid, box_mm) -> np.nda
     A new array (never a view into ``volume``): the full image, the crop of
     the box, or the full image with the box zeroed.
     """
+    check_choice("setting", setting, SETTINGS)
     volume = np.asarray(volume)
     _check_grid(volume, grid)
     if setting == "full":
         return volume.copy()
     if setting == "striatum":
         return volume[_slices(grid, box_mm, volume.ndim)].copy()
-    if setting == "nostriatum":
-        out = volume.copy()
-        out[_slices(grid, box_mm, volume.ndim)] = 0
-        return out
-    raise ValueError(f"unknown setting {setting!r}; known: {list(SETTINGS)}")
+    out = volume.copy()  # nostriatum
+    out[_slices(grid, box_mm, volume.ndim)] = 0
+    return out
 
 
 def place_in_full(crop: np.ndarray, grid: Grid, box_mm, fill: float = 0.0) -> np.ndarray:

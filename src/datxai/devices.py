@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .checks import check_choice
+
 
 def resolve_device(name: str = "auto", key: str = "train.device"):
     """``auto`` -> cuda when available else cpu; ``cuda`` without a GPU is an error naming ``key``.
@@ -10,8 +12,7 @@ def resolve_device(name: str = "auto", key: str = "train.device"):
     """
     import torch
 
-    if name not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"{key} must be auto, cpu or cuda, got {name!r}")
+    check_choice(key, name, ("auto", "cpu", "cuda"))
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{key} is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if name == "auto":

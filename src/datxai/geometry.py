@@ -73,6 +73,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_choice
+
 
 def native_affine(n_bins: int, n_rows: int, bin_mm: float, first_row_z_mm: float | None = None) -> np.ndarray:
     """4x4 voxel-to-mm (RAS) affine of a native volume of shape ``(n_bins, n_bins, n_rows)``.
@@ -100,8 +102,7 @@ def row_positions(n_rows: int, bin_mm: float) -> np.ndarray:
 
 def frame_angles(start_angles_deg, step_deg: float, views_per_head: int, direction: str) -> np.ndarray:
     """Projection angle (degrees, in [0, 360)) of every frame, ordered by detector then angle."""
-    if direction not in ("CW", "CC"):
-        raise ValueError(f"rotation direction must be 'CW' or 'CC', got {direction!r}")
+    check_choice("rotation direction", direction, ("CW", "CC"))
     sign = 1.0 if direction == "CC" else -1.0
     k = np.arange(views_per_head)
     return np.concatenate([(float(s) + sign * k * step_deg) % 360.0 for s in start_angles_deg])

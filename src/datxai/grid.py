@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_range
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -35,8 +37,7 @@ class Grid:
     def __post_init__(self):
         if len(self.shape) != 3 or any(int(n) < 2 for n in self.shape):
             raise ValueError(f"grid.shape must be three integers >= 2, got {self.shape!r}")
-        if not self.voxel_mm > 0:
-            raise ValueError(f"grid.voxel_mm must be > 0, got {self.voxel_mm!r}")
+        check_range("grid.voxel_mm", self.voxel_mm, 0, low_inclusive=False)
         if abs(self.center_mm[0]) > 1e-9:
             raise ValueError(
                 f"grid.center_mm[0] must be 0 so that the grid is symmetric about x = 0, "

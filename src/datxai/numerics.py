@@ -40,6 +40,8 @@ import os
 import platform
 from dataclasses import asdict, dataclass
 
+from .checks import check_choice, check_range
+
 logger = logging.getLogger(__name__)
 
 CPU_ISAS = ("avx2", "native")
@@ -97,10 +99,8 @@ def pin_cpu_numerics(cpu_isa: str = "avx2", cpu_threads: int = 2) -> CpuNumerics
     the environment as they are). ``cpu_threads``: torch's intra-op threads.
     Returns the record of what applies (:class:`CpuNumerics`).
     """
-    if cpu_isa not in CPU_ISAS:
-        raise ValueError(f"numerics.cpu_isa must be one of {', '.join(CPU_ISAS)}, got {cpu_isa!r}")
-    if int(cpu_threads) < 1:
-        raise ValueError(f"numerics.cpu_threads must be >= 1, got {cpu_threads!r}")
+    check_choice("numerics.cpu_isa", cpu_isa, CPU_ISAS)
+    check_range("numerics.cpu_threads", int(cpu_threads), 1)
     model, flags = cpu_description()
     switches = dict(_SWITCHES.get(cpu_isa, {}))
     if switches and platform.machine().lower() not in ("x86_64", "amd64"):

@@ -34,6 +34,7 @@ import logging
 
 import numpy as np
 
+from .checks import check_range
 from .config import derive_seed
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,7 @@ def subset_totals(sizes: dict, n: int) -> dict[str, int]:
     Raises :class:`SplitError` for counts that exceed ``n`` and for a
     non-zero requested subset that rounds to zero subjects.
     """
-    vals = np.array([float(sizes[k]) for k in SUBSETS])
-    if (vals < 0).any():
-        raise SplitError(f"split.sizes: sizes must be >= 0, got {sizes}")
+    vals = np.array([check_range(f"split.sizes.{k}", float(sizes[k]), 0, exc=SplitError) for k in SUBSETS])
     if (vals <= 1).all() and not (vals == 1).sum() == len(vals):
         if abs(vals.sum() - 1) > 1e-6:
             raise SplitError(f"split.sizes: fractions must sum to 1, got {vals.sum():g} ({sizes})")
@@ -160,8 +159,7 @@ def make_split(table, sizes: dict, n_draws: int = 100, seed: int = 0):
     """
     import pandas as pd
 
-    if n_draws < 1:
-        raise SplitError(f"split.n_draws must be >= 1, got {n_draws}")
+    check_range("split.n_draws", n_draws, 1, exc=SplitError)
     if table["subject"].duplicated().any():
         raise SplitError(f"duplicate subject ids: {sorted(set(table.loc[table['subject'].duplicated(), 'subject']))[:10]}")
     totals = subset_totals(sizes, len(table))

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_choice, check_range
 from .direct import relevance_direct
 from .torchvision_compat import import_zennit
 
@@ -80,18 +81,15 @@ class LRPConfig:
     zero_params: str = "bias"
 
     def __post_init__(self):
-        bad = {k: v for k, v in self.rules.items() if v not in RULE_NAMES}
-        if bad:
-            raise ValueError(f"explain.rules: unknown rule(s) {bad}; allowed: {list(RULE_NAMES)}")
-        if not self.epsilon > 0:
-            raise ValueError(f"explain.epsilon must be > 0, got {self.epsilon!r}")
+        for layer, rule in self.rules.items():
+            check_choice(f"explain.rules.{layer}", rule, RULE_NAMES)
+        check_range("explain.epsilon", self.epsilon, 0, low_inclusive=False)
         if self.alpha < 0 or self.beta < 0 or abs(self.alpha - self.beta - 1.0) > 1e-12:
             raise ValueError(
                 f"explain.alpha and explain.beta must be >= 0 with alpha - beta = 1 (relevance conservation), "
                 f"got alpha={self.alpha!r}, beta={self.beta!r}"
             )
-        if self.zero_params not in ZERO_PARAMS:
-            raise ValueError(f"explain.zero_params must be one of {ZERO_PARAMS}, got {self.zero_params!r}")
+        check_choice("explain.zero_params", self.zero_params, ZERO_PARAMS)
 
     @classmethod
     def from_config(cls, section: dict | None) -> "LRPConfig":
@@ -135,6 +133,7 @@ def resolve_layer_rules(model: nn.Module, rules: dict) -> dict[str, str]:
 
 def make_rule(rule: str, cfg: LRPConfig):
     """A fresh zennit hook for one rule name."""
+    check_choice("LRP rule", rule, RULE_NAMES)
     zennit = import_zennit()
     r = zennit.rules
     zp = "bias" if cfg.zero_params == "bias" else None
@@ -150,7 +149,7 @@ def make_rule(rule: str, cfg: LRPConfig):
         return r.Gamma(gamma=0.25, zero_params=zp)
     if rule == "pass":
         return r.Pass()
-    raise ValueError(f"unknown LRP rule {rule!r}; allowed: {list(RULE_NAMES)}")
+    raise AssertionError(f"LRP rule {rule!r} of RULE_NAMES has no hook")
 
 
 def build_composite(model: nn.Module, cfg: LRPConfig, pass_activations: bool = True):
@@ -210,8 +209,7 @@ def relevance_batch(model: nn.Module, x: torch.Tensor, cfg: LRPConfig, target: t
     The relevance entering the top layer is the target logit itself, so with
     conserving rules ``relevance.sum() ~= logits[target]``.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"LRP backend must be one of {BACKENDS}, got {backend!r}")
+    check_choice("LRP backend", backend, BACKENDS)
     if backend != "zennit":
         layer_rules = resolve_layer_rules(model, cfg.rules)
         shape = getattr(model, "input_shape", None)
@@ -328,8 +326,7 @@ def explain_array(model: nn.Module, data: np.ndarray, cfg: LRPConfig, batch_size
         raise ValueError(f"expected cases as (N, nx, ny, nz), got shape {data.shape}")
     if targets is not None and len(targets) != len(data):
         raise ValueError(f"{len(targets)} targets for {len(data)} cases")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_range("explain.batch_size", batch_size, 1)
     dev = pick_device(device) if isinstance(device, str) else device
     if dev.type == "cuda":
         torch.backends.cudnn.deterministic = True

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_choice
 from ..dataset import to_full
 from ..grid import Grid
 from ..io import InputError, save_nifti
@@ -27,8 +28,8 @@ TABLE_COLUMNS = ("subject", "label", "predicted", "outcome", "explained", "logit
 
 def outcome_of(label: str, predicted: str) -> str:
     """TP | TN | FP | FN with positive = reduced."""
-    if label not in CLASSES or predicted not in CLASSES:
-        raise ValueError(f"label/predicted must be in {CLASSES}, got {label!r}/{predicted!r}")
+    check_choice("label", label, CLASSES)
+    check_choice("predicted", predicted, CLASSES)
     return {("reduced", "reduced"): "TP", ("normal", "normal"): "TN",
             ("normal", "reduced"): "FP", ("reduced", "normal"): "FN"}[(label, predicted)]
 
@@ -47,10 +48,8 @@ def match_predictions(subjects: list[str], labels: list[str], predictions, sourc
     for s, lab in zip(subjects, labels):
         if str(pred.at[s, "label"]) != lab:
             raise InputError(f"{source}: subject {s} has label {pred.at[s, 'label']!r} but the dataset says {lab!r}")
-        p = str(pred.at[s, "predicted"])
-        if p not in CLASSES:
-            raise InputError(f"{source}: subject {s} has predicted {p!r}; expected one of {CLASSES}")
-        out.append(p)
+        out.append(check_choice(f"{source}: predicted of subject {s}", str(pred.at[s, "predicted"]), CLASSES,
+                                exc=InputError))
     return out
 
 
@@ -89,8 +88,7 @@ def explain_setting(model, data: np.ndarray, subjects: list[str], labels: list[s
                          f"{len(predicted)} predictions")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if target not in TARGETS:
-        raise ValueError(f"explain.target must be one of {', '.join(TARGETS)}, got {target!r}")
+    check_choice("explain.target", target, TARGETS)
     if target == "predicted":
         targets = np.array([CLASSES.index(p) for p in predicted])
     elif target == "margin":

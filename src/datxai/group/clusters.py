@@ -29,6 +29,7 @@ import logging
 
 import numpy as np
 
+from ..checks import check_choice, check_range
 from ..grid import Grid
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,7 @@ def allowed_mask(brain_mask: np.ndarray, box_mask: np.ndarray) -> np.ndarray:
 
 def signed_heat(heat: np.ndarray, sign: str = "positive") -> np.ndarray:
     """The values thresholded for ``sign``: heat (positive), -heat (negative) or |heat| (both)."""
-    if sign not in HEAT_SIGNS:
-        raise ValueError(f"group.heat_sign must be one of {', '.join(HEAT_SIGNS)}, got {sign!r}")
+    check_choice("group.heat_sign", sign, HEAT_SIGNS)
     h = np.asarray(heat, np.float64)
     return h if sign == "positive" else -h if sign == "negative" else np.abs(h)
 
@@ -59,8 +59,7 @@ def signed_heat(heat: np.ndarray, sign: str = "positive") -> np.ndarray:
 def heat_threshold(heat: np.ndarray, allowed: np.ndarray, percentile: float, sign: str = "positive") -> float:
     """The ``percentile`` (0-100, linear interpolation) of :func:`signed_heat` over the ``allowed`` voxels."""
     heat = signed_heat(heat, sign)
-    if not 0 < percentile < 100:
-        raise ValueError(f"group.percentile must be in (0, 100), got {percentile!r}")
+    check_range("group.percentile", percentile, 0, 100, low_inclusive=False, high_inclusive=False)
     if heat.shape != allowed.shape:
         raise ValueError(f"heat {heat.shape} and mask {allowed.shape} differ in shape")
     return float(np.percentile(np.asarray(heat, np.float64)[allowed], percentile))
@@ -74,8 +73,7 @@ def find_clusters(heat: np.ndarray, allowed: np.ndarray, grid: Grid, percentile:
     The threshold comes from the ``allowed`` voxels only; clusters grow inside
     ``cluster_mask`` (default: ``allowed``).
     """
-    if connectivity not in _STRUCT:
-        raise ValueError(f"group.connectivity must be 6, 18 or 26, got {connectivity!r}")
+    check_choice("group.connectivity", connectivity, _STRUCT)
     if tuple(heat.shape) != tuple(grid.shape):
         raise ValueError(f"heat map of shape {heat.shape} is not on the grid {grid.shape}")
     thr = heat_threshold(heat, allowed, percentile, sign)
@@ -97,8 +95,7 @@ def label_supra(heat: np.ndarray, supra: np.ndarray, grid: Grid, connectivity: i
     """
     from scipy import ndimage
 
-    if connectivity not in _STRUCT:
-        raise ValueError(f"group.connectivity must be 6, 18 or 26, got {connectivity!r}")
+    check_choice("group.connectivity", connectivity, _STRUCT)
     value = signed_heat(heat, sign)
     structure = ndimage.generate_binary_structure(3, _STRUCT[connectivity])
     # positive and negative heat are labelled apart, so a cluster never mixes signs
@@ -195,9 +192,8 @@ def planted_from_truth(records) -> list[tuple[str, str, int]]:
     counts: dict[tuple[str, str], int] = {}
     for rec in records:
         for p in rec.get("planted", []) or []:
-            rel = p.get("relation")
-            if rel not in RELATION_TO_SIDE:
-                raise ValueError(f"truth of {rec.get('subject', '?')}: planted relation must be ipsi|contra, got {rel!r}")
+            rel = check_choice(f"truth of {rec.get('subject', '?')}: planted relation", p.get("relation"),
+                               RELATION_TO_SIDE)
             key = (str(p["region"]), RELATION_TO_SIDE[rel])
             counts[key] = counts.get(key, 0) + 1
     return [(r, s, n) for (r, s), n in sorted(counts.items())]

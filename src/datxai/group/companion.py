@@ -16,6 +16,8 @@ import logging
 
 import numpy as np
 
+from ..checks import check_choice
+
 logger = logging.getLogger(__name__)
 
 SELECT_BY = ("image", "relevance")
@@ -37,8 +39,7 @@ def putamen_relevance(relevance: np.ndarray, image: np.ndarray, roi: np.ndarray,
     putamen itself, as in the SBR analysis); ``"relevance"`` picks the highest
     relevance values. Ties are broken by voxel order (deterministic).
     """
-    if select_by not in SELECT_BY:
-        raise ValueError(f"select_by must be one of {SELECT_BY}, got {select_by!r}")
+    check_choice("group.putamen_select", select_by, SELECT_BY)
     roi = np.asarray(roi, bool)
     if relevance.shape != roi.shape or (select_by == "image" and image.shape != roi.shape):
         raise ValueError(f"relevance {relevance.shape}, image {np.shape(image)} and ROI {roi.shape} must share a shape")

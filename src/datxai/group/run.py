@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_choice
 from ..grid import Grid
 from ..io import InputError, load_nifti, read_tsv, save_nifti, write_json, write_tsv
 
@@ -67,8 +68,7 @@ def run_find_clusters(heat_path, atlas, grid: Grid, box_mm, out_nii, out_tsv, pe
 
     heat, _ = load_nifti(heat_path, shape=grid.shape, allow_zero=True)
     allowed = allowed_mask(atlas.brain_mask, box_mask(grid, box_mm))
-    if region not in ("brain", "outside_box"):
-        raise ValueError(f"cluster region must be 'brain' or 'outside_box', got {region!r}")
+    check_choice("cluster region", region, ("brain", "outside_box"))
     where = np.asarray(atlas.brain_mask, bool) if region == "brain" else allowed
     labels, thr = find_clusters(heat, allowed, grid, percentile, connectivity, min_cluster_ml, cluster_mask=where,
                                 sign=sign)

@@ -42,6 +42,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_range
+
 log = logging.getLogger(__name__)
 
 #: Class index -> visual read. Index 1 ("reduced") is the positive class.
@@ -53,15 +55,12 @@ def _check_arch(input_shape, conv_filters, n_conv, fc_widths, dropout, center_in
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape must be 3 positive ints (nx, ny, nz), got {tuple(input_shape)}")
-    if int(conv_filters) < 1:
-        raise ValueError(f"conv_filters must be >= 1, got {conv_filters}")
-    if int(n_conv) < 1:
-        raise ValueError(f"n_conv must be >= 1, got {n_conv}")
+    check_range("model.conv_filters", int(conv_filters), 1)
+    check_range("model.n_conv", int(n_conv), 1)
     widths = [int(w) for w in fc_widths]
     if not widths or min(widths) < 1:
         raise ValueError(f"fc_widths must be a non-empty list of positive ints, got {list(fc_widths)}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    check_range("model.dropout", float(dropout), 0.0, 1.0, high_inclusive=False)
     return {"input_shape": list(shape), "conv_filters": int(conv_filters), "n_conv": int(n_conv),
             "fc_widths": widths, "dropout": float(dropout), "center_input": bool(center_input)}
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_range
 from ..config import derive_seed
 from ..devices import resolve_device
 from ..io import InputError, atomic_path, read_tsv
@@ -154,12 +155,9 @@ class TrainSettings:
     amp: bool = True
 
     def __post_init__(self):
-        if int(self.epochs) < 1:
-            raise ValueError(f"train.epochs must be >= 1, got {self.epochs}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"train.batch_size must be >= 1, got {self.batch_size}")
-        if not float(self.learning_rate) > 0:
-            raise ValueError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        check_range("train.epochs", int(self.epochs), 1)
+        check_range("train.batch_size", int(self.batch_size), 1)
+        check_range("train.learning_rate", float(self.learning_rate), 0, low_inclusive=False)
 
 
 def _fingerprint(model: DatCNN, settings: TrainSettings, train: Dataset) -> str:
@@ -430,8 +428,7 @@ def write_training_outputs(result: TrainResult, model_path, history_path, hyperp
 
 def repeat_seed(master_seed: int, setting: str, repeat: int = 0) -> int:
     """Training seed of one setting: repeat 0 is the study's model; repeats 1, 2, ... get their own seeds."""
-    if int(repeat) < 0:
-        raise ValueError(f"repeat must be >= 0, got {repeat!r}")
+    check_range("repeat", int(repeat), 0)
     if int(repeat) == 0:
         return derive_seed(master_seed, "train", setting)
     return derive_seed(master_seed, "train", setting, "repeat", int(repeat))

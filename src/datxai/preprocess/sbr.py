@@ -22,6 +22,8 @@ import logging
 
 import numpy as np
 
+from ..checks import check_range
+
 log = logging.getLogger(__name__)
 
 STRUCTURES = ("Putamen", "Caudate")
@@ -34,8 +36,8 @@ def n_hottest(volume_ml: float, voxel_ml: float) -> int:
     At a coarse grid (fewer than 8 voxels) a note goes to the log: the
     hottest-voxels mean is then close to a maximum and noisier.
     """
-    if not volume_ml > 0 or not voxel_ml > 0:
-        raise ValueError(f"volume ({volume_ml!r} ml) and voxel volume ({voxel_ml!r} ml) must be > 0")
+    check_range("quantify.hottest_volume_ml", volume_ml, 0, low_inclusive=False)
+    check_range("voxel volume (ml)", voxel_ml, 0, low_inclusive=False)
     n = max(1, int(round(volume_ml / voxel_ml)))
     if n < 8:
         log.info("hottest volume %.3g ml is %d voxel(s) of %.3g ml on this grid (coarse grid)", volume_ml, n, voxel_ml)

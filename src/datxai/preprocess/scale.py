@@ -13,6 +13,8 @@ import logging
 
 import numpy as np
 
+from ..checks import check_range
+
 log = logging.getLogger(__name__)
 
 
@@ -36,8 +38,7 @@ def reference_value(image: np.ndarray, reference_mask: np.ndarray, percentile: f
     mask = np.asarray(reference_mask, dtype=bool)
     if image.shape != mask.shape:
         raise ValueError(f"image shape {image.shape} does not match the reference mask {mask.shape}")
-    if not 0 < percentile <= 100:
-        raise ValueError(f"scale.reference_percentile must be in (0, 100], got {percentile!r}")
+    check_range("scale.reference_percentile", percentile, 0, 100, low_inclusive=False)
     if not mask.any():
         raise ValueError("the reference mask is empty: no voxel to scale by")
     value = float(np.percentile(image[mask].astype(np.float64), percentile))

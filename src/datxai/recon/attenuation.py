@@ -20,6 +20,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from ..checks import check_range
 from ..geometry import bin_direction, detector_direction
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ def body_mask(volume: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     Holes are filled slice by slice (axis 2) and only the largest 3-D
     connected component is kept. Returns a bool array of the same shape.
     """
-    if not 0 < threshold < 1:
-        raise ValueError(f"body threshold must be a fraction in (0, 1), got {threshold}")
+    check_range("reconstruct.body_threshold", threshold, 0, 1, low_inclusive=False, high_inclusive=False)
     vol = np.asarray(volume, dtype=np.float32)
     if vol.ndim != 3:
         raise ValueError(f"expected a 3-D volume, got shape {vol.shape}")
@@ -86,10 +86,8 @@ def exit_path_lengths(mask: np.ndarray, theta_deg: float, voxel_mm: float) -> np
 
 def chang_factors(mask: np.ndarray, mu_per_mm: float, voxel_mm: float, n_directions: int = 32) -> np.ndarray:
     """First-order Chang factors ``C >= 1`` inside ``mask`` (1 outside); same shape as ``mask``."""
-    if mu_per_mm < 0:
-        raise ValueError(f"mu must be >= 0, got {mu_per_mm}")
-    if n_directions < 4:
-        raise ValueError(f"need at least 4 directions, got {n_directions}")
+    check_range("mu_per_mm", mu_per_mm, 0)
+    check_range("n_directions", n_directions, 4)
     mask = np.asarray(mask, bool)
     mean_att = np.zeros(mask.shape, np.float64)
     for theta in np.arange(n_directions) * 360.0 / n_directions:

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_choice, check_range
 from ..geometry import ROW_DIRECTION_LPS, bin_direction_lps, frame_angles
 from ..io import InputError
 
@@ -431,12 +432,10 @@ def read_projections(path, energy_window="auto") -> Projections:
     step = _number(rot, "AngularStep", path, "degrees per view", item=item)
     direction = str(_get(rot, "RotationDirection", path, "CW or CC", item=item)).upper()
     views = _number(rot, "NumberOfFramesInRotation", path, "views per head", item=item, cast=int)
-    if direction not in ("CW", "CC"):
-        raise InputError(f"{path}: RotationDirection must be 'CW' or 'CC', got {direction!r}")
-    if not 0 < step < 180:
-        raise InputError(f"{path}: AngularStep {step} deg is outside (0, 180)")
-    if views < 1:
-        raise InputError(f"{path}: NumberOfFramesInRotation must be >= 1, got {views}")
+    check_choice(f"{path}: RotationDirection", direction, ("CW", "CC"), exc=InputError)
+    check_range(f"{path}: AngularStep (degrees)", step, 0, 180, low_inclusive=False, high_inclusive=False,
+                exc=InputError)
+    check_range(f"{path}: NumberOfFramesInRotation", views, 1, exc=InputError)
 
     det_seq = ds.get("DetectorInformationSequence") or []
     n_det_tag = _number(ds, "NumberOfDetectors", path, "heads", required=False, cast=int)
@@ -445,8 +444,7 @@ def read_projections(path, energy_window="auto") -> Projections:
         raise InputError(
             f"{path}: NumberOfDetectors is {n_det_tag} but DetectorInformationSequence has {len(det_seq)} items"
         )
-    if n_heads not in (1, 2):
-        raise InputError(f"{path}: {n_heads} detectors; one or two are supported")
+    check_choice(f"{path}: number of detectors", n_heads, (1, 2), exc=InputError)
     starts = [
         _number(d, "StartAngle", path, "", required=False, item=f"DetectorInformationSequence[{h}]")
         for h, d in enumerate(det_seq)

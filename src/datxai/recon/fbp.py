@@ -41,6 +41,7 @@ import numpy as np
 import scipy.fft
 import scipy.sparse as sp
 
+from ..checks import check_choice, check_range
 from ..geometry import radon_angles
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,8 @@ def frequency_scaling(cutoff_cycles_per_cm: float | None, bin_mm: float) -> floa
     """
     if cutoff_cycles_per_cm is None:
         return 1.0
-    if not cutoff_cycles_per_cm > 0:
-        raise ValueError(f"cutoff_cycles_per_cm must be > 0, got {cutoff_cycles_per_cm}")
-    if not bin_mm > 0:
-        raise ValueError(f"bin_mm must be > 0, got {bin_mm}")
+    check_range("reconstruct.cutoff_cycles_per_cm", cutoff_cycles_per_cm, 0, low_inclusive=False)
+    check_range("bin_mm", bin_mm, 0, low_inclusive=False)
     nyquist = 1.0 / (2.0 * bin_mm / 10.0)
     return float(min(1.0, cutoff_cycles_per_cm / nyquist))
 
@@ -77,10 +76,8 @@ def fourier_filter(n_bins: int, filter_name: str = "shepp-logan", d: float = 1.0
     the window of ``filter_name`` evaluated at ``w / d``; zero where
     ``w > pi d``. Identical to MATLAB ``iradon``'s ``designFilter``.
     """
-    if filter_name not in FILTERS:
-        raise ValueError(f"filter must be one of {FILTERS}, got {filter_name!r}")
-    if not 0 < d <= 1:
-        raise ValueError(f"frequency scaling d must be in (0, 1], got {d}")
+    check_choice("reconstruct.filter", filter_name, FILTERS)
+    check_range("frequency scaling d", d, 0, 1, low_inclusive=False)
     order = padded_length(n_bins)
     n = np.arange(order // 2 + 1)
     h = np.zeros(order // 2 + 1)
@@ -145,11 +142,6 @@ def fold_opposite_views(angles_deg) -> tuple[np.ndarray, np.ndarray]:
         keep.append(i)
         partner.append(-1)
     return np.asarray(keep, dtype=np.int64), np.asarray(partner, dtype=np.int64)
-
-
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -227,19 +219,16 @@ def fbp(
     -------
     numpy array ``(..., m, m)`` float32 indexed ``[x, y]`` (value units).
     """
-    _check_choice("filter", filter_name, FILTERS)
-    _check_choice("interpolation", interpolation, INTERPOLATIONS)
+    check_choice("reconstruct.filter", filter_name, FILTERS)
+    check_choice("reconstruct.interpolation", interpolation, INTERPOLATIONS)
     angles = np.asarray(angles_deg, dtype=float).ravel()
     sinograms = np.asarray(sinograms, dtype=np.float32)
     shape = sinograms.shape
     if len(shape) < 2 or shape[-2] != angles.size:
         raise ValueError(f"sinograms must be (..., n_angles={angles.size}, n_bins), got shape {shape}")
     n_bins = shape[-1]
-    if n_bins < 2:
-        raise ValueError(f"need at least 2 detector bins, got {n_bins}")
-    m = int(output_size) if output_size is not None else n_bins
-    if m < 1:
-        raise ValueError(f"output_size must be >= 1, got {output_size}")
+    check_range("number of detector bins", n_bins, 2)
+    m = check_range("reconstruct.output_size", int(output_size) if output_size is not None else n_bins, 1)
     # fourier_filter is ~2|f| (cycles/sample); |f| in cycles/mm is that / (2 bin_mm)
     filt = fourier_filter(n_bins, filter_name, frequency_scaling(cutoff_cycles_per_cm, bin_mm)) / (2.0 * bin_mm)
     order = padded_length(n_bins)

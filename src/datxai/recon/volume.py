@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_range
 from ..io import InputError
 from .dicom import _number, _pixel_error, decimal_vector, open_nm
 
@@ -97,8 +98,7 @@ def read_nm_volume(path) -> tuple[np.ndarray, np.ndarray, dict]:
     dz = _number(ds, "SpacingBetweenSlices", path, "", required=False)
     if dz is None:
         dz = _number(ds, "SliceThickness", path, "slice spacing (SpacingBetweenSlices or SliceThickness)")
-    if not dz > 0:
-        raise InputError(f"{path}: slice spacing must be positive, got {dz}")
+    check_range(f"{path}: slice spacing (mm)", dz, 0, low_inclusive=False, exc=InputError)
     item, where = _geometry_item(ds)
     if item is None:
         raise InputError(f"{path}: no ImagePositionPatient / ImageOrientationPatient (in DetectorInformationSequence "

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
+from ..checks import check_choice, check_range
+
 log = logging.getLogger(__name__)
 
 PARAM_NAMES = ("tx", "ty", "tz", "rx", "ry", "rz", "zx", "zy", "zz", "sxy", "sxz", "syz")
@@ -258,8 +260,7 @@ def affine_record(res: AffineResult, subject: str = "", on_divergence: str = "fa
     (``fallback`` true). ``on_divergence="error"`` raises ``RuntimeError`` naming ``who``
     (default: the subject) instead.
     """
-    if on_divergence not in ("fallback", "error"):
-        raise ValueError(f"on_divergence must be fallback or error, got {on_divergence!r}")
+    check_choice("normalize.on_divergence", on_divergence, ("fallback", "error"))
     who = who or subject or "image"
     out = res.to_dict()
     out["subject"] = subject or None
@@ -479,8 +480,10 @@ def check_inputs(source, template, sampling_mm):
     if not (np.all(np.isfinite(source)) and np.all(np.isfinite(template))):
         raise ValueError("source and template must be finite (NaN/Inf found)")
     sampling_mm = [float(d) for d in np.atleast_1d(sampling_mm)]
-    if not sampling_mm or min(sampling_mm) <= 0:
-        raise ValueError(f"sampling_mm must be positive distances, got {sampling_mm}")
+    if not sampling_mm:
+        raise ValueError("normalize.sampling_mm must hold at least one distance")
+    for i, d in enumerate(sampling_mm):
+        check_range(f"normalize.sampling_mm[{i}]", d, 0, low_inclusive=False)
     return source, template, sampling_mm
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_range
 from ..io import InputError
 
 
@@ -21,9 +22,7 @@ def select_template_subjects(participants, n: int, seed: int) -> list[str]:
     bad = sorted(set(participants["label"]) - {"normal", "reduced"})
     if bad:
         raise InputError(f"participants: label must be 'normal' or 'reduced', found {bad}")
-    n = int(n)
-    if n < 2:
-        raise ValueError(f"normalize.template_subjects must be >= 2, got {n}")
+    n = check_range("normalize.template_subjects", int(n), 2)
     rng = np.random.default_rng(seed)
     pools = {lab: sorted(participants.loc[participants["label"] == lab, "subject"].astype(str)) for lab in ("normal", "reduced")}
     want = {"normal": n - n // 2, "reduced": n // 2}

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_choice
 from ..grid import Grid
 from ..io import atomic_path, load_nifti
 
@@ -51,8 +52,7 @@ def normalize_options(normalize_cfg: dict) -> dict:
 def normalize_engine(normalize_cfg: dict) -> tuple[str, str]:
     """``(engine, device)`` from the config's ``normalize`` section: ``nipype`` (per subject) or ``torch`` (batched)."""
     engine = str(normalize_cfg.get("engine", "nipype"))
-    if engine not in ("nipype", "torch"):
-        raise ValueError(f"normalize.engine must be nipype or torch, got {engine!r}")
+    check_choice("normalize.engine", engine, ("nipype", "torch"))
     return engine, str(normalize_cfg.get("device", "auto"))
 
 

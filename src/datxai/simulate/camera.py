@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import geometry
+from ..checks import check_choice, check_range
 from ..grid import Grid
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,11 @@ class Camera:
     def __post_init__(self):
         if self.n_views % self.n_heads:
             raise ValueError(f"simulate.camera.n_views ({self.n_views}) must be a multiple of n_heads ({self.n_heads})")
-        if self.rotation not in ("CW", "CC"):
-            raise ValueError(f"simulate.camera.rotation must be 'CW' or 'CC', got {self.rotation!r}")
-        if not 0.0 <= self.start_angle_deg < 360.0:
-            raise ValueError(f"simulate.camera.start_angle_deg must be in [0, 360), got {self.start_angle_deg}")
-        if not (self.n_bins > 1 and self.bin_mm > 0 and self.radius_mm > 0):
-            raise ValueError(f"bad camera geometry: {self}")
+        check_choice("simulate.camera.rotation", self.rotation, ("CW", "CC"))
+        check_range("simulate.camera.start_angle_deg", self.start_angle_deg, 0, 360, high_inclusive=False)
+        check_range("simulate.camera.n_bins", self.n_bins, 2)
+        check_range("simulate.camera.bin_mm", self.bin_mm, 0, low_inclusive=False)
+        check_range("simulate.camera.radius_mm", self.radius_mm, 0, low_inclusive=False)
 
     @classmethod
     def from_config(cls, cam: dict) -> "Camera":

@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 
+from ..checks import check_choice
 from ..config import derive_seed
 
 log = logging.getLogger(__name__)
@@ -188,9 +189,7 @@ def planted_effects(row: dict, sim: dict) -> list[dict]:
     out = []
     ipsi = row["affected_side"]
     for item in sim["disease"].get("planted", []) or []:
-        rel = item["side"]
-        if rel not in ("ipsi", "contra", "both"):
-            raise ValueError(f"simulate.disease.planted: side must be ipsi, contra or both, got {rel!r}")
+        rel = check_choice("simulate.disease.planted: side", item["side"], ("ipsi", "contra", "both"))
         sides = {"ipsi": [ipsi], "contra": [_other(ipsi)], "both": [ipsi, _other(ipsi)]}[rel]
         for region in item["regions"]:
             for s in sides:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_range
 from ..grid import Grid, average_to_grid
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ SHELL_MM = 10.0  # skull + scalp thickness
 
 def phantom_grid(grid_cfg: dict, voxel_mm: float) -> Grid:
     """The phantom grid: ``voxel_mm`` voxels centred like the analysis grid, covering the whole head."""
-    if not voxel_mm > 0:
-        raise ValueError(f"simulate.phantom_voxel_mm must be > 0, got {voxel_mm!r}")
+    check_range("simulate.phantom_voxel_mm", voxel_mm, 0, low_inclusive=False)
     center = tuple(float(c) for c in grid_cfg.get("center_mm", (0.0, -18.0, 11.0)))
     shape = tuple(2 * int(np.ceil(h / voxel_mm)) + 1 for h in HEAD_HALF_EXTENT_MM)
     return Grid(shape, float(voxel_mm), center)

@@ -17,14 +17,15 @@ import logging
 import numpy as np
 from scipy import stats
 
+from ..checks import check_choice
+
 log = logging.getLogger(__name__)
 
 DIRECTIONS = {"lower": "lower value = reduced", "higher": "higher value = reduced"}
 
 
 def _check_direction(direction: str) -> None:
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {sorted(DIRECTIONS)}, got {direction!r}")
+    check_choice("direction", direction, DIRECTIONS)
 
 
 def _split_scores(values, positive, direction: str):

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..checks import check_choice
+
 log = logging.getLogger(__name__)
 
 TEST_KINDS = ("welch", "student")
@@ -34,8 +36,7 @@ def two_sample_ttest(reduced, normal, kind: str = "welch") -> dict:
     sd_normal, n_normal (SDs with ddof = 1). t, df, p, d are NaN when a group has
     fewer than 2 values or both variances are zero.
     """
-    if kind not in TEST_KINDS:
-        raise ValueError(f"stats.ttest: expected one of {TEST_KINDS}, got {kind!r}")
+    check_choice("stats.ttest", kind, TEST_KINDS)
     a = np.asarray(reduced, dtype=float).ravel()
     b = np.asarray(normal, dtype=float).ravel()
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
