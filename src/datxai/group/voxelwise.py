@@ -69,9 +69,10 @@ def fwe_threshold(h0_max_t: np.ndarray, alpha: float) -> float:
     ``k = floor(alpha (n_perm + 1)) - 1`` null maxima at or above |t|: the
     threshold is the (k+1)-th largest null maximum, exceeded strictly.
     """
+    from ..checks import check_range
+
     h0 = np.sort(np.asarray(h0_max_t, float).ravel())[::-1]
-    if not 0 < alpha < 1:
-        raise ValueError(f"group.voxelwise.alpha must be in (0, 1), got {alpha!r}")
+    check_range("group.voxelwise.alpha", alpha, 0, 1, low_inclusive=False, high_inclusive=False)
     k = int(np.floor(alpha * (h0.size + 1) + 1e-9)) - 1
     if k < 0:
         raise ValueError(f"{h0.size} permutations cannot reach alpha = {alpha} (at least {int(np.ceil(1 / alpha)) - 1} "
@@ -100,8 +101,9 @@ def voxelwise_ttest(images: np.ndarray, reduced: np.ndarray, mask: np.ndarray, n
         raise ValueError(f"the voxelwise test needs at least 2 images per group, got {n_red} reduced and {n_nor} normal")
     if not mask.any():
         raise ValueError("the voxelwise test's mask is empty")
-    if n_perm < 1:
-        raise ValueError(f"group.voxelwise.n_perm must be >= 1, got {n_perm!r}")
+    from ..checks import check_range
+
+    check_range("group.voxelwise.n_perm", n_perm, 1)
     y = images[:, mask].astype(np.float64)
     finite = np.isfinite(y).all(axis=0)
     if not finite.all():
