@@ -19,6 +19,12 @@ def test_classify_known_cases():
     assert cls == "spurious" and explained == pytest.approx(0.2) and share == pytest.approx(1.0)
     assert truth.classify(-0.10, 0.05, 0.05)[0] == "spurious"  # the other sign
     assert truth.classify(0.0, 0.0, 0.0)[0] == "spurious"
+    # the truth puts less there than the sample's standard error: nothing this n could show
+    assert truth.classify(-0.0001, -0.00009, -0.00009, se_observed=0.01)[0] == "spurious"
+    assert truth.classify(-0.05, -0.05, -0.04, se_observed=0.01)[0] == "spill-over"
+    values = np.array([1.0, 2.0, 3.0, 2.0, 3.0, 4.0])
+    se = truth.standard_error(values, np.array([1, 1, 1, 0, 0, 0], bool))
+    assert se == pytest.approx(1.0 * np.sqrt(2 / 3))  # pooled SD 1
     # on the rule's edges
     assert truth.classify(-0.1, -0.025, -0.0124)[0] == "planted"
     assert truth.classify(-0.1, -0.025, -0.0125)[0] == "spill-over"

@@ -333,7 +333,7 @@ def run_truth_validation(cohort_truth_tsv, anatomy_npz, sim: dict, atlas, grid: 
         labels[key] = np.rint(load_nifti(nii, shape=grid.shape, allow_zero=True)[0]).astype(int)
         with open(summary) as fh:
             thresholds[sub] = float(json.load(fh)["fwe_threshold_abs_t"])
-    classes = classify_clusters(tables, labels, d_obs, d_truth, d_spill)
+    classes = classify_clusters(tables, labels, d_obs, d_truth, d_spill, observed, reduced)
 
     records = []
     for s in subjects:
@@ -362,7 +362,8 @@ def run_truth_validation(cohort_truth_tsv, anatomy_npz, sim: dict, atlas, grid: 
     write_tsv(rec, out_recovery)
     write_json({"subset": subset, "fwhm_mm": fwhm, "gain": gain, "r": r, "n_reduced": int(reduced.sum()),
                 "n_normal": int((~reduced).sum()), "t_threshold": t_thr,
-                "rules": {"spurious": "truth explains < 25 % of the observed difference or has the other sign",
+                "rules": {"spurious": "truth explains < 25 % of the observed difference or has the other sign, or "
+                                      "the truth's difference is below the observed difference's standard error",
                           "spill-over": "the striatal loss alone gives >= 50 % of the truth's difference",
                           "planted": "otherwise"}}, out_json)
     for c in classes.itertuples():

@@ -23,8 +23,10 @@ can then be split into what the truth puts there:
    ``d_planted = d_truth - d_spillover``.
 
 Classification (constants below): **spurious** when the truth explains less than
-:data:`MIN_EXPLAINED` of the observed difference or has the other sign (noise,
-or an artefact of the chain the model does not hold); otherwise **spill-over**
+:data:`MIN_EXPLAINED` of the observed difference or has the other sign, or when the
+truth's difference is smaller than the observed difference's standard error (the
+truth puts nothing there that this sample could show: noise, or an artefact of the
+chain the model does not hold); otherwise **spill-over**
 when the striatal loss alone gives at least :data:`SPILLOVER_SHARE` of the
 truth's difference, else **planted**.
 
@@ -49,8 +51,8 @@ logger = logging.getLogger(__name__)
 
 MIN_EXPLAINED = 0.25  # the truth must give at least this share of the observed difference, with its sign
 SPILLOVER_SHARE = 0.5  # spill-over when the striatal loss alone gives at least this share of the truth's difference
-CLASS_COLUMNS = ("method", "cluster", "label", "side", "volume_ml", "d_observed", "d_truth", "d_spillover",
-                 "d_planted", "spillover_share", "explained", "class")
+CLASS_COLUMNS = ("method", "cluster", "label", "side", "volume_ml", "d_observed", "se_observed", "d_truth",
+                 "d_spillover", "d_planted", "spillover_share", "explained", "class")
 
 
 def truth_images(rows, sim: dict, anat, grid: Grid, reference_mask: np.ndarray, percentile: float,
@@ -120,19 +122,29 @@ def group_difference(images: np.ndarray, reduced: np.ndarray) -> np.ndarray:
     return np.asarray(images[reduced], np.float64).mean(axis=0) - np.asarray(images[~reduced], np.float64).mean(axis=0)
 
 
-def classify(d_observed: float, d_truth: float, d_spillover: float) -> tuple[str, float, float]:
+def classify(d_observed: float, d_truth: float, d_spillover: float, se_observed: float = 0.0
+             ) -> tuple[str, float, float]:
     """``(class, spillover_share, explained)`` of one cluster (see the module docstring)."""
     explained = d_truth / d_observed if d_observed != 0 else float("nan")
     share = d_spillover / d_truth if d_truth != 0 else float("nan")
-    if not np.isfinite(explained) or explained < MIN_EXPLAINED:
+    if not np.isfinite(explained) or explained < MIN_EXPLAINED or abs(d_truth) < se_observed:
         return "spurious", share, explained
     return ("spill-over" if share >= SPILLOVER_SHARE else "planted"), share, explained
 
 
+def standard_error(values: np.ndarray, reduced: np.ndarray) -> float:
+    """Standard error of the difference of group means (pooled SD)."""
+    values, reduced = np.asarray(values, float), np.asarray(reduced, bool)
+    n1, n2 = int(reduced.sum()), int((~reduced).sum())
+    pooled = np.sqrt(((n1 - 1) * values[reduced].var(ddof=1) + (n2 - 1) * values[~reduced].var(ddof=1)) / (n1 + n2 - 2))
+    return float(pooled * np.sqrt(1.0 / n1 + 1.0 / n2))
+
+
 def classify_clusters(tables: dict, label_images: dict, diff_observed: np.ndarray, diff_truth: np.ndarray,
-                      diff_spillover: np.ndarray):
+                      diff_spillover: np.ndarray, observed: np.ndarray | None = None, reduced: np.ndarray | None = None):
     """The class of every cluster of every method (``{method: table}``, matching label images), from the three
-    (blurred, for the truth) group-difference images. Returns a DataFrame with :data:`CLASS_COLUMNS`."""
+    (blurred, for the truth) group-difference images; ``observed`` ``(N, ...)`` images with their ``reduced``
+    flags give each cluster's standard error (0 without them). Returns a DataFrame with :data:`CLASS_COLUMNS`."""
     import pandas as pd
 
     rows = []
@@ -143,9 +155,11 @@ def classify_clusters(tables: dict, label_images: dict, diff_observed: np.ndarra
             if not m.any():
                 raise ValueError(f"{method}: cluster {r.cluster} of the table is not in its label image")
             do, dt, ds = (float(d[m].mean()) for d in (diff_observed, diff_truth, diff_spillover))
-            cls, share, explained = classify(do, dt, ds)
+            se = 0.0 if observed is None else standard_error(np.asarray(observed)[:, m].mean(axis=1), reduced)
+            cls, share, explained = classify(do, dt, ds, se)
             rows.append({"method": method, "cluster": int(r.cluster), "label": r.label, "side": r.side,
-                         "volume_ml": r.volume_ml, "d_observed": do, "d_truth": dt, "d_spillover": ds,
+                         "volume_ml": r.volume_ml, "d_observed": do, "se_observed": se, "d_truth": dt,
+                         "d_spillover": ds,
                          "d_planted": dt - ds, "spillover_share": share, "explained": explained, "class": cls})
     return pd.DataFrame(rows, columns=list(CLASS_COLUMNS))
 
