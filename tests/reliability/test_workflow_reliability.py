@@ -516,7 +516,8 @@ def test_more_repeats_train_only_the_new_ones(baseline, workdir):
     dry = snakemake(baseline, "-n", configs=[repeats]).stdout
     planned = set(re.findall(r"^(\w+)\s+\d+$", dry.split("Job stats:")[1].split("total")[0], re.M))
     assert planned == {"train_cnn_repeat", "evaluate_cnn_repeat", "collect_repeats", "case_uncertainty",
-                       "write_provenance", "verify_inputs", "all"}, planned
+                       "compute_relevance_repeat", "group_relevance_repeat", "find_clusters_repeat",
+                       "cluster_stability", "write_provenance", "verify_inputs", "all"}, planned
     model = baseline / "train" / "full" / "model.pt"
     before = hashlib.sha256(model.read_bytes()).hexdigest()
     snakemake(baseline, configs=[repeats])
@@ -533,6 +534,11 @@ def test_more_repeats_train_only_the_new_ones(baseline, workdir):
     for s, row in unc.iterrows():  # repeat 0 is the study's model: its accuracy is Table 1's
         assert row.n_cases == table1.loc[s, "n"] and row.accuracy_repeat0 == pytest.approx(table1.loc[s, "accuracy"])
     assert (cases["p_reduced_range"] >= 0).all() and (cases["n_repeats"] == 2).all()
+    for s in ("full", "nostriatum"):  # the relevance clusters of both repeats, their Dice and stability
+        d = pd.read_csv(baseline / "group" / s / "stability_dice.tsv", sep="\t")
+        assert len(d) == 1 and 0 <= d["dice"].iloc[0] <= 1
+        st = pd.read_csv(baseline / "group" / s / "mean_heat_clusters.tsv", sep="\t")
+        assert st["stability"].between(0, 1).all()
     seeds = {json.loads((baseline / "train" / "full" / sub / "hyperparameters.json").read_text())["training"]["seed"]
              for sub in ("", "repeat-1")}
     assert len(seeds) == 2, "the repeat trained with the study model's seed"

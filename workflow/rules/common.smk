@@ -390,12 +390,29 @@ def audit_seed(wildcards):
     return derive_seed(config["seed"], "audit", wildcards.setting)
 
 
+def repeat_files(name):
+    """Input function factory: a group file of the setting for every repeat, repeat 0 (the study's) first."""
+
+    def _files(wildcards):
+        return [res("group", wildcards.setting, name)] + [
+            res("group_repeats", wildcards.setting, f"repeat-{r}", name)
+            for r in range(1, REPEATS)
+        ]
+
+    return _files
+
+
 def explain_targets():
     """What the explain/group stage contributes to `rule all`."""
     targets = expand(res("relevance", "{setting}"), setting=SETTINGS)
     if AUDIT:
         targets += expand(
             res("figures", "faithfulness_{setting}.png"), setting=SETTINGS
+        )
+    if REPEATS > 1:
+        targets += expand(
+            res("group", "{setting}", "mean_heat_clusters.tsv"),
+            setting=CLUSTER_SETTINGS,
         )
     targets += expand(res("group", "{setting}", "heat.nii.gz"), setting=SETTINGS)
     targets += cluster_tables(None)

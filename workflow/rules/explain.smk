@@ -229,6 +229,90 @@ rule compare_methods:
         "../../scripts/compare_methods.py"
 
 
+use rule compute_relevance as compute_relevance_repeat with:
+    input:
+        model=res("train", "{setting}", "repeat-{repeat}", "model.pt"),
+        images=res("dataset", "{setting}", "test.npy"),
+        table=res("dataset", "{setting}", "test.tsv"),
+        predictions=res(
+            "evaluate", "repeats", "{setting}_repeat-{repeat}_predictions.tsv"
+        ),
+    output:
+        maps=directory(res("relevance_repeats", "{setting}", "repeat-{repeat}")),
+    log:
+        log("compute_relevance", "{setting}_repeat-{repeat}.log"),
+    benchmark:
+        bench("compute_relevance", "{setting}_repeat-{repeat}.tsv")
+
+
+use rule group_relevance as group_relevance_repeat with:
+    input:
+        maps=res("relevance_repeats", "{setting}", "repeat-{repeat}"),
+    output:
+        heat=res("group_repeats", "{setting}", "repeat-{repeat}", "heat.nii.gz"),
+        mean_tp=res("group_repeats", "{setting}", "repeat-{repeat}", "mean_tp.nii.gz"),
+        mean_tn=res("group_repeats", "{setting}", "repeat-{repeat}", "mean_tn.nii.gz"),
+        counts=res("group_repeats", "{setting}", "repeat-{repeat}", "group.json"),
+    log:
+        log("group_relevance", "{setting}_repeat-{repeat}.log"),
+
+
+use rule find_clusters as find_clusters_repeat with:
+    input:
+        heat=res("group_repeats", "{setting}", "repeat-{repeat}", "heat.nii.gz"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        clusters=res("group_repeats", "{setting}", "repeat-{repeat}", "clusters.nii.gz"),
+        table=res("group_repeats", "{setting}", "repeat-{repeat}", "clusters.tsv"),
+    log:
+        log("find_clusters", "{setting}_repeat-{repeat}.log"),
+
+
+rule cluster_stability:
+    """train.repeats > 1: do the setting's relevance clusters survive another training seed? Dice of the cluster
+    masks between every pair of repeats (repeat 0 = the study's), the voxel stability map (share of repeats
+    with the voxel in a cluster), the clusters of the mean heat over the repeats with their mean stability.
+    """
+    input:
+        clusters=repeat_files("clusters.nii.gz"),
+        heats=repeat_files("heat.nii.gz"),
+        atlas=res("atlas", "atlas_grid.npz"),
+    output:
+        dice=report(
+            res("group", "{setting}", "stability_dice.tsv"),
+            caption="../report/stability_dice.rst",
+            category="Relevance",
+            labels={
+                "setting": "{setting}",
+                "table": "cluster Dice between training repeats",
+            },
+        ),
+        stability=res("group", "{setting}", "stability.nii.gz"),
+        clusters=res("group", "{setting}", "mean_heat_clusters.nii.gz"),
+        table=report(
+            res("group", "{setting}", "mean_heat_clusters.tsv"),
+            caption="../report/stability_clusters.rst",
+            category="Relevance",
+            labels={
+                "setting": "{setting}",
+                "table": "clusters of the mean heat over repeats",
+            },
+        ),
+    log:
+        log("cluster_stability", "{setting}.log"),
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        grid=config["grid"],
+        box_mm=config["settings"]["striatum_box_mm"],
+        percentile=config["group"]["percentile"],
+        heat_sign=config["group"]["heat_sign"],
+        connectivity=config["group"]["connectivity"],
+        min_cluster_ml=config["group"]["min_cluster_ml"],
+    script:
+        "../../scripts/cluster_stability.py"
+
+
 rule companion_analyses:
     """S2: mean relevance over the hottest voxels of the ipsilateral putamen (by image or relevance, in the
     test images and maps of the full setting), its sign as a classifier, inconsistent maps.

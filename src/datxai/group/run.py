@@ -371,3 +371,41 @@ def run_truth_validation(cohort_truth_tsv, anatomy_npz, sim: dict, atlas, grid: 
                     c.method, c.cluster, c.label, c.side, c.d_observed, c.d_truth, c.d_spillover, c.d_planted,
                     c[-1])
     return classes, detect, rec
+
+
+def run_cluster_stability(cluster_niftis: list, heat_niftis: list, atlas, grid: Grid, box_mm, setting: str,
+                          out_dice, out_map, out_nii, out_tsv, percentile: float = 95.0, connectivity: int = 26,
+                          min_cluster_ml: float = 1.0, sign: str = "positive"):
+    """Seed stability of one setting's clusters over its training repeats (index = repeat, 0 = the study's):
+    pairwise Dice (TSV), the voxel stability map (NIfTI) and the clusters of the mean heat map with their mean
+    stability (NIfTI + TSV). See :mod:`.stability`."""
+    from ..atlas import region_names
+    from ..dataset import box_mask
+    from .clusters import allowed_mask, describe_clusters, find_clusters
+    from .stability import cluster_stability, pairwise_dice, stability_map
+
+    if len(cluster_niftis) != len(heat_niftis) or len(cluster_niftis) < 2:
+        raise ValueError(f"{setting}: stability needs the clusters and heat maps of >= 2 repeats, got "
+                         f"{len(cluster_niftis)} and {len(heat_niftis)}")
+    masks = {r: load_nifti(p, shape=grid.shape, allow_zero=True)[0] > 0 for r, p in enumerate(cluster_niftis)}
+    heats = [load_nifti(p, shape=grid.shape, allow_zero=True)[0] for p in heat_niftis]
+    dice = pairwise_dice(masks)
+    dice.insert(0, "setting", setting)
+    stab = stability_map(list(masks.values()))
+    mean_heat = np.mean(heats, axis=0)
+    allowed = allowed_mask(atlas.brain_mask, box_mask(grid, box_mm))
+    where = np.asarray(atlas.brain_mask, bool) if cluster_region(setting) == "brain" else allowed
+    labels, thr = find_clusters(mean_heat, allowed, grid, percentile, connectivity, min_cluster_ml, cluster_mask=where,
+                                sign=sign)
+    table = describe_clusters(labels, mean_heat, grid, atlas.label_image, region_names(), thr)
+    per = cluster_stability(labels, stab)
+    table.insert(1, "stability", [per.get(int(c), np.nan) for c in table["cluster"]])
+    table.insert(0, "setting", setting)
+    write_tsv(dice, out_dice)
+    save_nifti(stab, grid.affine, out_map, header_extra={"mni": True})
+    save_nifti(labels, grid.affine, out_nii, dtype=np.int16, header_extra={"mni": True})
+    write_tsv(table, out_tsv)
+    logger.info("%s: %d repeats, cluster Dice between repeats %s; %d clusters of the mean heat, stability %s",
+                setting, len(masks), ", ".join(f"{d:.2f}" for d in dice["dice"]), len(table),
+                ", ".join(f"{v:.2f}" for v in table["stability"]))
+    return dice, table
