@@ -439,6 +439,17 @@ def explain_targets():
 # --- stats stage -------------------------------------------------------
 
 ROI_SETTING = config["stats"]["roi_setting"]
+if config["stats"]["roi_clusters"] == "mean_over_repeats" and REPEATS < 2:
+    raise ValueError(
+        "stats.roi_clusters: mean_over_repeats needs train.repeats > 1 (the clusters of the heat map averaged "
+        f"over the training repeats); got train.repeats {REPEATS}"
+    )
+# the ROIs of the uptake statistics: the study's clusters or those of the mean heat over the repeats
+ROI_CLUSTERS = (
+    ("clusters.nii.gz", "clusters.tsv")
+    if config["stats"]["roi_clusters"] == "study"
+    else ("mean_heat_clusters.nii.gz", "mean_heat_clusters.tsv")
+)
 
 
 def stack_runtime(wildcards):

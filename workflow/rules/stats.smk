@@ -9,8 +9,8 @@ rule cluster_uptake:
     input:
         stack=rules.stack_scaled_images.output.npy,
         stack_sidecar=rules.stack_scaled_images.output.sidecar,
-        clusters_nii=res("group", ROI_SETTING, "clusters.nii.gz"),
-        clusters_tsv=res("group", ROI_SETTING, "clusters.tsv"),
+        clusters_nii=res("group", ROI_SETTING, ROI_CLUSTERS[0]),
+        clusters_tsv=res("group", ROI_SETTING, ROI_CLUSTERS[1]),
     output:
         uptake=res("stats", "uptake.tsv"),
     log:
@@ -33,7 +33,7 @@ rule compute_uptake_statistics:
         participants=participants_tsv(),
         split=res("split", "split.tsv"),
         sbr=res("quant", "sbr.tsv"),
-        clusters_tsv=res("group", ROI_SETTING, "clusters.tsv"),
+        clusters_tsv=res("group", ROI_SETTING, ROI_CLUSTERS[1]),
     output:
         ttests=report(
             res("stats", "ttests.tsv"),
