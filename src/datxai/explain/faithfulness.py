@@ -46,7 +46,6 @@ mode on its own device (restored afterwards) and never modified.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import warnings
@@ -58,7 +57,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .lrp import LRPConfig, relevance_batch
+from .lrp import LRPConfig, _eval_mode, relevance_batch
 
 #: Names of the rankings :func:`ranking_scores` computes.
 RANKINGS = ("lrp", "gradient_x_input", "random")
@@ -69,17 +68,6 @@ _LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 # --------------------------------------------------------------------------------------------
 # inputs, model, attributions
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    was = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, t in was:
-            m.train(t)
 
 
 def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
