@@ -35,12 +35,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+sys.path.insert(0, os.path.dirname(__file__))
+from workflow_rules import gpu_rules  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 OVERRIDE = HARNESS / "profile" / "config.yaml"
 CONFIGS = [ROOT / "config" / "config.yaml", ROOT / "tests" / "configs" / "tiny.yaml", ROOT / "tests" / "configs" / "micro.yaml"]
-GPU_RULES = {"train_cnn", "compute_relevance"}
+# The rules that ask for a GPU (read from the .smk sources); the micro config runs these three of them.
+GPU_RULES = gpu_rules()
+GPU_RULES_RUN = {"train_cnn", "compute_relevance", "audit_relevance"}
 PER_SUBJECT = {"simulate_subject", "reconstruct_spect", "normalize_to_mni", "scale_and_quantify"}
 BATCH_RULE = re.compile(r"^(?P<stage>[a-z_]+)_b(?P<k>\d{3})$")
 # Hard bounds (seconds) for each Snakemake call: snakemake under the SLURM
@@ -254,7 +259,9 @@ def test_gpu_rules_request_a_gpu(first_run):
     by_rule = {}
     for j in jobs:
         by_rule.setdefault(_rule_of(j["comment"]), []).append(j)
-    for rule in GPU_RULES:
+    assert GPU_RULES_RUN <= GPU_RULES
+    assert set(by_rule) & GPU_RULES == GPU_RULES_RUN, sorted(by_rule)
+    for rule in GPU_RULES_RUN:
         assert len(by_rule.get(rule, [])) == 3, f"{rule}: expected one SLURM job per setting, sacct: {by_rule.get(rule)}"
         for j in by_rule[rule]:
             assert "gres/gpu=1" in j["req"].split(",") and "gres/gpu=1" in j["alloc"].split(","), j
