@@ -80,7 +80,8 @@ def test_template_depends_on_its_subjects_only(dry_run):
     block = re.search(r"rule build_template:\n(.*?)\n\n", dry_run, re.S)
     assert block, dry_run[-3000:]
     inputs = re.search(r"input: (.*)", block.group(1)).group(1).split(", ")
-    recon = sorted(Path(p).name.split("_")[0] for p in inputs if "/recon/" in p)
+    recon = sorted(Path(p).name.split("_")[0] for p in inputs if "/recon/" in p and p.endswith(".nii.gz"))
+    sidecars = [Path(p).name for p in inputs if "/recon/" in p and p.endswith(".json")]
 
     cfg = _merged_config()
     n = cfg["normalize"]["template_subjects"]
@@ -88,3 +89,5 @@ def test_template_depends_on_its_subjects_only(dry_run):
                                         derive_seed(cfg["seed"], "normalize", "template"))
     assert n < cfg["simulate"]["n_subjects"]
     assert recon == sorted(expected) and len(recon) == n
+    # the MNI anchor's camera geometry comes from one template subject's reconstruction sidecar
+    assert len(sidecars) == 1 and sidecars[0].split("_")[0] in expected

@@ -238,6 +238,35 @@ def template_candidate_images(wildcards):
     return [_native_path(s) for s in template_subjects()]
 
 
+def template_anchor_sidecar(wildcards):
+    """The reconstruction sidecar of the first template subject: the acquisition geometry of the MNI anchor's
+    camera (normalize.template_space anchor); none for NIfTI cohorts (the config's simulate.camera then).
+    """
+    if (
+        config["normalize"]["template_space"] != "anchor"
+        or config["cohort"]["source"] == "nifti"
+    ):
+        return []
+    return [res("recon", f"{template_subjects()[0]}_spect.json")]
+
+
+# What the MNI anchor depends on (None when the template is seeded by the atlas alone): the camera without
+# its count levels, the grid it is projected from and the reconstruction settings.
+TEMPLATE_ANCHOR_PARAMS = (
+    {
+        "camera": {
+            k: v
+            for k, v in config["simulate"]["camera"].items()
+            if k != "counts_mcounts"
+        },
+        "phantom_voxel_mm": config["simulate"]["phantom_voxel_mm"],
+        "reconstruct": config["reconstruct"],
+    }
+    if config["normalize"]["template_space"] == "anchor"
+    else None
+)
+
+
 def template_image(wildcards):
     """The template subjects are registered to: the user's (normalize.template) or the one built from the cohort."""
     return config["normalize"]["template"] or res("template", "fpcit_template.nii.gz")

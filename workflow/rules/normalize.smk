@@ -4,7 +4,9 @@
 
 
 rule build_template:
-    """Seed from the atlas, then register, average and symmetrise a label-balanced subset of the cohort.
+    """Seed from the MNI anchor (the atlas seed through the study's camera and reconstruction at the MNI pose;
+    normalize.template_space: anchor) or the atlas seed (seed), then register, average and symmetrise a
+    label-balanced subset of the cohort; with the anchor, finally place the template on it (its affine to MNI).
 
     Only the template subjects' native images are inputs: the subset is chosen from
     the participants sheet (visual-read labels, config seed) when the DAG is built
@@ -12,11 +14,13 @@ rule build_template:
     """
     input:
         images=template_candidate_images,
+        sidecar=template_anchor_sidecar,
         participants=participants_tsv(),
         atlas=res("atlas", "atlas_grid.npz"),
     output:
         template=res("template", "fpcit_template.nii.gz"),
         subjects=res("template", "template_subjects.tsv"),
+        space=res("template", "template_space.json"),
     log:
         log("build_template.log"),
     benchmark:
@@ -28,6 +32,8 @@ rule build_template:
         grid=config["grid"],
         seed=config["seed"],
         subjects=lambda wildcards: list(template_subjects()),
+        # normalize.template_space anchor: what the MNI anchor depends on (datxai.mni_anchor)
+        anchor=TEMPLATE_ANCHOR_PARAMS,
     script:
         "../../scripts/build_template.py"
 

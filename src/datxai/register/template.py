@@ -1,5 +1,8 @@
 """The FP-CIT template: an atlas-derived seed, refined by averaging registered scans.
 
+Its frame: the workflow seeds it with, and finally places it on, the MNI anchor (:mod:`datxai.mni_anchor`:
+the seed as the study's camera and reconstruction see it at the MNI pose), ``normalize.template_space``.
+
 All templates live on the MNI analysis :class:`~datxai.grid.Grid` (RAS+,
 symmetric about x = 0, so flipping axis 0 mirrors left and right). Units are
 those of the seed: non-displaceable brain background = 1, striatum ~ 1 + 2.5.
@@ -14,7 +17,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..grid import Grid
-from .affine import FWHM_TO_SIGMA, estimate_affine, resample_affine, reslice_to_grid, smooth_mm
+from .affine import FWHM_TO_SIGMA, estimate_affine, reslice_to_grid, smooth_mm
 from .selection import select_template_subjects  # noqa: F401  (re-exported: the template's subjects)
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,17 @@ def seed_template(atlas, fwhm_mm: float = 12.0, binding: dict | None = None,
     return symmetrise(img)
 
 
+def seed_head(atlas, shell_mm: float = SEED_SHELL_MM) -> np.ndarray:
+    """The seed's head outline on ``atlas.grid``: the intracranial volume (brain mask, holes filled) and the
+    extracerebral shell of ``shell_mm`` around it, as in :func:`seed_template`. float32 0/1 (water-like tissue,
+    for the attenuation of :mod:`datxai.mni_anchor`)."""
+    from scipy.ndimage import binary_fill_holes, distance_transform_edt
+
+    brain = binary_fill_holes(atlas.brain_mask)
+    dist = distance_transform_edt(~brain, sampling=atlas.grid.voxel_mm)
+    return (brain | (dist <= max(shell_mm, atlas.grid.voxel_mm))).astype(np.float32)
+
+
 def phantom_image(shape, affine, scale: float = 1.0, fwhm_mm: float = 8.0) -> np.ndarray:
     """An analytic DAT-like head (ellipsoids, no atlas) sampled on any grid; for tests and benchmarks.
 
@@ -103,7 +117,6 @@ def build_template(
     fwhm_mm: float = 8.0,
     subjects: Sequence[str] | None = None,
     average_fwhm_mm: float = 0.0,
-    mean_size: bool = True,
     device: str | None = None,
     **estimate_kwargs,
 ) -> tuple[np.ndarray, list[dict]]:
@@ -120,11 +133,6 @@ def build_template(
     fwhm_mm : smoothing of sources and template for the registration.
     average_fwhm_mm : extra smoothing of each new average (default none: a template blurrier than
         the scans biases the fitted zooms; the registration smooths both anyway).
-    mean_size : rescale each new average about the MNI origin so that the registered images
-        mean size (geometric mean of ``det(M)^(1/3)``) is 1: the template then has the cohort's
-        mean head size, as MNI is an average head. Without it, whatever makes every scan look
-        larger or smaller than the seed (attenuation without correction enlarges FP-CIT heads by
-        ~5 %) is built into the template's frame.
     device : None registers the images one by one (numpy); ``auto``, ``cpu`` or ``cuda`` registers
         them as one batch in torch (:func:`~datxai.register.batched.estimate_affine_batch`).
     estimate_kwargs : passed to :func:`~datxai.register.affine.estimate_affine`.
@@ -173,10 +181,8 @@ def build_template(
             raise ValueError(f"template iteration {it + 1}: only {n_used} registration(s) usable, need >= 2")
         average = acc / n_used
         size = float(np.exp(np.mean(log_sizes)))
-        if mean_size:  # T'(x) = T(x / size): registrations to T' have mean size 1
-            average = resample_affine(average, grid.affine, np.diag([1 / size] * 3 + [1.0]), grid.shape, grid.affine)
         template = symmetrise(smooth_mm(average, grid.affine, average_fwhm_mm))
         template *= np.float32(ref_level / float(template[ref].mean()))  # the seed's units, after smoothing
-        log.info("template iteration %d/%d: averaged %d of %d images; their mean size relative to the template %.4f%s",
-                 it + 1, iterations, n_used, len(images), size, " (rescaled)" if mean_size else "")
+        log.info("template iteration %d/%d: averaged %d of %d images; their mean size relative to the template %.4f",
+                 it + 1, iterations, n_used, len(images), size)
     return template, records
