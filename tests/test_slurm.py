@@ -310,8 +310,14 @@ def test_second_run_does_nothing(cluster, first_run):
         # late stage: the cluster threshold is read by find_clusters and by the figure of the clusters;
         # provenance.json records the whole config, so write_provenance reruns after any change
         ("percentile", {"group": {"percentile": 90}}, {"find_clusters", "plot_relevance_figures", "write_provenance"}),
-        # early stage: the FBP cut-off is read by the reconstruction only (and recorded in provenance.json)
-        ("cutoff", {"reconstruct": {"cutoff_cycles_per_cm": 1.0}}, {"reconstruct_spect", "write_provenance"}),
+        # early stage: the FBP cut-off is read by the reconstruction and by build_template, whose MNI anchor
+        # (normalize.template_space: anchor) is the atlas seed projected and reconstructed the cohort's way;
+        # provenance.json records it too
+        (
+            "cutoff",
+            {"reconstruct": {"cutoff_cycles_per_cm": 1.0}},
+            {"reconstruct_spect", "build_template", "write_provenance"},
+        ),
     ],
 )
 def test_changed_parameter_reruns_exactly_its_downstream(cluster, first_run, name, change, seeds):
