@@ -39,6 +39,14 @@ striatal uptake), so ``f`` drops because evidence was taken away, not because
 the image became unlike any scan. Report which reference was used; AOPC values
 with different references are not comparable.
 
+Why not Quantus. Quantus 0.6.0 (the XAI metrics toolkit) was tried on this
+case (session 13): its ``RegionPerturbation`` pads and tiles height and width
+only, so a batch of volumes ``(N, 1, X, Y, Z)`` fails before any perturbation
+("pad_width and padded_axes have different lengths"); 3-D inputs are not
+supported. The metrics are therefore written here, each tested on cases with a
+known answer (tests/test_explain_faithfulness.py: a net that reads one voxel,
+hand-computed AOPC, a class-sensitive net for the random-logit check).
+
 Nothing here reads files or the workflow's config: inputs are arrays and a
 model; outputs are NumPy arrays and pandas tables. The model is used in eval
 mode on its own device (restored afterwards) and never modified.
