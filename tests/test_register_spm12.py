@@ -41,20 +41,25 @@ def template():
     return np.asarray(img.dataobj, dtype=np.float32), img.affine
 
 
+def fit(data, affine, template):
+    """datxai's fit with the settings the fixture's run used."""
+    settings = RECORD["normalize"]
+    return estimate_affine(data, affine, *template, sampling_mm=tuple(settings["sampling_mm"]),
+                           regularization=settings["regularization"], max_iterations=settings["max_iterations"],
+                           fwhm_mm=settings["smooth_fwhm_mm"])
+
+
 @pytest.mark.parametrize("subject", SUBJECTS)
 def test_fit_agrees_with_spm12(subject, template, brain_points):
     img = nib.load(FIXTURE / f"{subject}.nii.gz")
-    settings = RECORD["normalize"]
-    fit = estimate_affine(np.asarray(img.dataobj, dtype=np.float32), img.affine, *template,
-                          sampling_mm=tuple(settings["sampling_mm"]), regularization=settings["regularization"],
-                          max_iterations=settings["max_iterations"], fwhm_mm=settings["smooth_fwhm_mm"])
-    assert not fit.diverged, fit.flags
+    result = fit(np.asarray(img.dataobj, dtype=np.float32), img.affine, template)
+    assert not result.diverged, result.flags
     truth = np.asarray(RECORD["true_pose"][subject])
     for regtype, maps in RECORD["spm12_template_to_native"].items():
         spm = np.asarray(maps[subject])
-        assert mean_displacement_mm(fit.matrix, spm, brain_points) < 0.5, regtype
+        assert mean_displacement_mm(result.matrix, spm, brain_points) < 0.5, regtype
         assert mean_displacement_mm(spm, truth, brain_points) < 1.1, regtype  # the reference itself is sound
-    assert mean_displacement_mm(fit.matrix, truth, brain_points) < 1.0
+    assert mean_displacement_mm(result.matrix, truth, brain_points) < 1.0
     # the reference is not the fit under test: the fixture's SPM12 maps are not datxai's
     assert mean_displacement_mm(np.asarray(RECORD["datxai_template_to_native"][subject]),
                                 np.asarray(RECORD["spm12_template_to_native"]["none"][subject]), brain_points) > 0.1
@@ -65,9 +70,5 @@ def test_a_mirrored_source_is_caught(template, brain_points):
     subject = SUBJECTS[0]
     img = nib.load(FIXTURE / f"{subject}.nii.gz")
     data = np.asarray(img.dataobj, dtype=np.float32)[::-1].copy()
-    settings = RECORD["normalize"]
-    fit = estimate_affine(data, img.affine, *template, sampling_mm=tuple(settings["sampling_mm"]),
-                          regularization=settings["regularization"], max_iterations=settings["max_iterations"],
-                          fwhm_mm=settings["smooth_fwhm_mm"])
     spm = np.asarray(RECORD["spm12_template_to_native"]["none"][subject])
-    assert mean_displacement_mm(fit.matrix, spm, brain_points) > 0.5
+    assert mean_displacement_mm(fit(data, img.affine, template).matrix, spm, brain_points) > 0.5
